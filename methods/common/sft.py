@@ -1,0 +1,138 @@
+"""Supervised fine-tuning (= BIGRec, and pi_ref / the initial policy of every alignment method).
+
+TRL's `SFTTrainer` on a prompt/completion dataset built from the sft users' windows, completion-only loss,
+checkpoint chosen by validation loss with early stopping (patience in evaluations; the epoch count is a maximum)
+and a wall-time cap. The checkpoint is trained ONCE per (dataset, profile) and shared by every method and seed:
+it lives in ``cache/sft/<dataset>-<key>/model`` and training state in ``.../work`` (resumable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, EarlyStoppingCallback, TrainerCallback
+
+from benchmark.data import Dataset, Window, cap_windows
+from benchmark.prompts import build_completion, build_prompt, render_items
+from methods.common.models import _atomic_save_dir, build_model, content_hash, get_tokenizer, n_params
+
+SFT_SEED = 0  # the shared checkpoint does not depend on the run seed
+
+
+class _TimeLimit(TrainerCallback):
+    """Stop training after `limit_s` seconds of wall time (the best checkpoint is still restored)."""
+
+    def __init__(self, limit_s: float):
+        self.limit_s, self.t0 = limit_s, time.time()
+
+    def on_step_end(self, args, state, control, **kw):
+        if time.time() - self.t0 > self.limit_s:
+            control.should_training_stop = True
+            control.should_evaluate = control.should_save = True
+
+
+def prompt_completion(ds: Dataset, windows: list[Window], profile, tokenizer) -> dict[str, list[str]]:
+    """The SFT dataset columns for `windows` (one prompt builder for every method)."""
+    rendered = render_items(ds, profile.item_repr)
+    chat = profile.model != "scratch"
+    return {
+        "prompt": [build_prompt(rendered, w.history, profile.item_repr, profile.k, tokenizer, chat) for w in windows],
+        "completion": [build_completion(rendered, w.target, profile.item_repr) for w in windows],
+    }
+
+
+def sft_dir(ds: Dataset, profile, cache_dir: Path) -> Path:
+    """The cache folder of the shared SFT checkpoint for (dataset, profile)."""
+    key = content_hash({"data": ds.data_hash, "profile": asdict(profile), "seed": SFT_SEED, "v": 1})
+    return cache_dir / "sft" / f"{ds.name}-{profile.name}-{key}"
+
+
+def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
+    """Train (or resume, or reuse) the shared SFT checkpoint; returns the folder with model + tokenizer."""
+    from datasets import Dataset as HFDataset
+    from trl import SFTConfig, SFTTrainer
+
+    root = sft_dir(ds, profile, cache_dir)
+    final = root / "model"
+    if (final / "sft_info.json").exists():
+        return final
+    tok = get_tokenizer(ds, profile, cache_dir)
+    train_w = cap_windows(ds.splits["sft"], profile.max_sft_windows, SFT_SEED)
+    eval_w = cap_windows(ds.splits["valid"], profile.sft_eval_windows, SFT_SEED)
+    train = HFDataset.from_dict(prompt_completion(ds, train_w, profile, tok))
+    evals = HFDataset.from_dict(prompt_completion(ds, eval_w, profile, tok))
+    model = build_model(profile, tok, cache_dir, SFT_SEED)
+    if profile.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
+                                                 task_type="CAUSAL_LM"))
+    work = root / "work"
+    args = SFTConfig(
+        output_dir=str(work), seed=SFT_SEED, data_seed=SFT_SEED,
+        per_device_train_batch_size=profile.sft_batch, per_device_eval_batch_size=max(64, profile.sft_batch),
+        learning_rate=profile.sft_lr, weight_decay=profile.sft_weight_decay, adam_beta2=0.95,
+        warmup_steps=profile.sft_warmup_steps, lr_scheduler_type="cosine_with_min_lr",
+        lr_scheduler_kwargs={"min_lr_rate": 0.1}, num_train_epochs=profile.sft_max_epochs, max_grad_norm=1.0,
+        eval_strategy="steps", eval_steps=profile.sft_eval_every, save_strategy="steps",
+        save_steps=profile.sft_eval_every, save_total_limit=2, load_best_model_at_end=True,
+        metric_for_best_model="eval_loss", greater_is_better=False, logging_steps=profile.sft_eval_every,
+        bf16=profile.bf16, use_cpu=not torch.cuda.is_available(), gradient_checkpointing=False,
+        completion_only_loss=True, max_length=1024, report_to="none", include_num_input_tokens_seen=True,
+        dataloader_num_workers=0, save_only_model=False,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=evals, processing_class=tok,
+                         callbacks=[EarlyStoppingCallback(profile.sft_patience), _TimeLimit(profile.sft_max_time_s)])
+    resume = any(p.name.startswith("checkpoint-") for p in work.glob("checkpoint-*")) if work.exists() else False
+    if log:
+        log.info("SFT %s/%s: %d train windows, %d eval windows, %.2fM params, resume=%s", ds.name, profile.name,
+                 len(train_w), len(eval_w), n_params(model) / 1e6, resume)
+    t0 = time.time()
+    out = trainer.train(resume_from_checkpoint=resume or None)
+    secs = time.time() - t0
+    st = trainer.state
+    evals_hist = [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in st.log_history if "eval_loss" in h]
+    train_hist = [{"step": h["step"], "loss": h["loss"]} for h in st.log_history if "loss" in h]
+    steps_per_epoch = max(1, -(-len(train_w) // profile.sft_batch))
+    best_step = int(st.best_model_checkpoint.rsplit("-", 1)[1]) if st.best_model_checkpoint else st.global_step
+    info = {
+        "params": n_params(model), "train_windows": len(train_w), "eval_windows": len(eval_w),
+        "steps": st.global_step, "epochs": st.global_step / steps_per_epoch, "best_step": best_step,
+        "best_epoch": best_step / steps_per_epoch, "best_eval_loss": st.best_metric, "seconds": secs,
+        "tokens_seen": st.num_input_tokens_seen, "tokens_per_s": st.num_input_tokens_seen / max(secs, 1e-9),
+        "resumed": bool(resume), "train_loss": out.training_loss, "eval_curve": evals_hist, "train_curve": train_hist,
+    }
+    if profile.lora:
+        model = trainer.model.merge_and_unload()
+    else:
+        model = trainer.model
+
+    def save(d):
+        model.save_pretrained(d)
+        tok.save_pretrained(d)
+        (Path(d) / "sft_info.json").write_text(json.dumps(info, indent=1))
+
+    _atomic_save_dir(save, final)
+    if log:
+        log.info("SFT done in %.0fs: best step %d (%.2f epochs), eval loss %.4f, %.0f tok/s", secs, best_step,
+                 info["best_epoch"], st.best_metric or float("nan"), info["tokens_per_s"])
+    return final
+
+
+def load_sft(path: Path):
+    """(model, tokenizer, info) of a trained SFT checkpoint, model in eval mode."""
+    from transformers import AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.padding_side = "left"
+    info = json.loads((Path(path) / "sft_info.json").read_text())
+    return model, tok, info
+
+
+__all__ = ["train_sft", "load_sft", "sft_dir", "prompt_completion", "SFT_SEED", "os"]

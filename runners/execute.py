@@ -1,0 +1,91 @@
+"""Execute one run: fit (or reuse cached artefacts), recommend on valid and test, score, write the record."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark.data import cap_windows
+from benchmark.metrics import score_lists
+from methods.base import RunContext
+from methods.registry import get_method
+from results.record import is_finished, write_run
+from runners.plan import RunSpec
+from runners.provenance import provenance
+
+log = logging.getLogger("benchmark")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def eval_windows(spec: RunSpec, split: str):
+    return cap_windows(spec.data.splits[split], spec.profile.max_eval_windows, seed=0)
+
+
+def _score(ds, lists, windows, k):
+    return score_lists(lists, windows, ds.item_genres, ds.genre_set, ds.n_items, list_len=k)
+
+
+def execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
+    """Run `spec` unless its record exists. Returns the record (None if skipped)."""
+    if is_finished(results_dir, spec.dataset, spec.method, spec.run_id):
+        log.info("skip %s/%s seed %d (%s): finished", spec.dataset, spec.method, spec.seed, spec.run_id)
+        return None
+    cls = get_method(spec.method)
+    ds, profile = spec.data, spec.profile
+    seed_everything(spec.seed)
+    run_dir = cache_dir / "runs" / spec.run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ctx = RunContext(data=ds, profile=profile, seed=spec.seed, run_dir=run_dir, cache_dir=cache_dir, log=log)
+    method = cls(spec.config)
+    log.info("run %s on %s (profile %s, seed %d, id %s)", spec.method, ds.name, profile.name, spec.seed, spec.run_id)
+
+    t0 = time.time()
+    artifacts = method.fit(ctx) or {}
+    fit_s = time.time() - t0
+
+    valid = eval_windows(spec, "valid")
+    t0 = time.time()
+    valid_lists = method.recommend(ctx, valid)
+    valid_s = time.time() - t0
+    metrics_valid, _ = _score(ds, valid_lists, valid, profile.k)
+
+    test = eval_windows(spec, "test")
+    tokens_before = ctx.stats.get("tokens_generated", 0)
+    t0 = time.time()
+    test_lists = method.recommend(ctx, test)
+    recommend_s = time.time() - t0
+    test_tokens = ctx.stats.get("tokens_generated", 0) - tokens_before
+    metrics, per_window = _score(ds, test_lists, test, profile.k)
+    log.info("%s/%s seed %d: test NDCG@5 %.4f R@5 %.4f (valid NDCG@5 %.4f), fit %.1fs, recommend %.1fs",
+             ds.name, spec.method, spec.seed, metrics["ndcg@5"], metrics["recall@5"], metrics_valid["ndcg@5"],
+             fit_s, recommend_s)
+
+    record = {
+        "run_id": spec.run_id, "method": spec.method, "display_name": cls.display_name or spec.method,
+        "category": cls.category, "dataset": ds.name, "profile": profile.name, "seed": spec.seed,
+        "config": {"method": dataclasses.asdict(spec.config), "profile": dataclasses.asdict(profile),
+                   "data": dataclasses.asdict(ds.config)},
+        "metrics": metrics, "metrics_valid": metrics_valid,
+        "timings": {"fit_s": fit_s, "recommend_s": recommend_s, "valid_s": valid_s},
+        "tokens_generated_test": test_tokens,
+        "n_test": len(test), "n_valid": len(valid), "data_hash": ds.data_hash, "data_stats": ds.stats,
+        "stats": ctx.stats, "artifacts": artifacts, "provenance": provenance(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    predictions = [{"user": w.user, "history": list(w.history), "target": list(w.target), "items": list(lst),
+                    "metrics": m} for w, lst, m in zip(test, test_lists, per_window)]
+    path = write_run(results_dir, record, predictions)
+    log.info("wrote %s", path)
+    return record

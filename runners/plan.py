@@ -1,0 +1,76 @@
+"""Plan: methods x datasets x seeds -> ordered, resolved run specs with deterministic run ids."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from benchmark.config import Profile, apply_overrides
+from benchmark.data import Dataset
+from benchmark.errors import UserError
+from methods.common.models import content_hash
+from methods.registry import all_methods, get_method
+
+
+@dataclass
+class RunSpec:
+    method: str
+    dataset: str
+    profile: Profile
+    seed: int
+    config: Any  # the method's resolved Config dataclass
+    data: Dataset
+    run_id: str = ""
+
+
+def parse_methods(arg: str) -> list[str]:
+    """``a,b`` or ``all``; unknown names raise with the valid ones."""
+    names = all_methods() if arg.strip() == "all" else [m.strip() for m in arg.split(",") if m.strip()]
+    for n in names:
+        get_method(n)
+    if not names:
+        raise UserError("--methods is empty. Give a comma-separated list or 'all'")
+    return names
+
+
+def resolve_config(method: str, profile: Profile, overrides: dict[str, str]):
+    """Method Config defaults -> the class's profile_overrides[profile] -> --set overrides (known keys only)."""
+    cls = get_method(method)
+    cfg = cls.Config()
+    cfg = apply_overrides(cfg, getattr(cls, "profile_overrides", {}).get(profile.name, {}), f"{method} config")
+    names = {f.name for f in dataclasses.fields(cfg)}
+    return apply_overrides(cfg, {k: v for k, v in overrides.items() if k in names}, f"{method} config")
+
+
+def split_sets(overrides: dict[str, str], profile: Profile, methods: list[str]) -> tuple[Profile, dict[str, str]]:
+    """Profile fields go to the profile; the rest must be a config field of at least one selected method."""
+    pfields = {f.name for f in dataclasses.fields(profile)}
+    profile = apply_overrides(profile, {k: v for k, v in overrides.items() if k in pfields}, "profile")
+    rest = {k: v for k, v in overrides.items() if k not in pfields}
+    known = set()
+    for m in methods:
+        known |= {f.name for f in dataclasses.fields(get_method(m).Config)}
+    bad = sorted(set(rest) - known)
+    if bad:
+        raise UserError(f"--set {bad[0]}: not a profile field nor a config field of {', '.join(methods)}. "
+                        f"Profile fields: {', '.join(sorted(pfields))}. Method fields: {', '.join(sorted(known))}")
+    return profile, rest
+
+
+def make_run_id(method: str, ds: Dataset, profile: Profile, seed: int, config) -> str:
+    return content_hash({"method": method, "dataset": ds.name, "data_hash": ds.data_hash,
+                         "profile": dataclasses.asdict(profile), "seed": seed, "config": dataclasses.asdict(config)})
+
+
+def plan(methods: list[str], datasets: list[Dataset], profile: Profile, seeds: list[int],
+         overrides: dict[str, str]) -> list[RunSpec]:
+    """Datasets outermost (one SFT per dataset is shared by its runs), then methods in registry order, then seeds."""
+    profile, rest = split_sets(overrides, profile, methods)
+    specs = []
+    for ds in datasets:
+        for m in methods:
+            cfg = resolve_config(m, profile, rest)
+            for s in seeds:
+                specs.append(RunSpec(m, ds.name, profile, s, cfg, ds, make_run_id(m, ds, profile, s, cfg)))
+    return specs

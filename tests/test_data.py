@@ -1,0 +1,108 @@
+"""Datasets: preprocessing, leak-free splits, windows, Table 2, malformed-file errors."""
+
+import gzip
+import json
+
+import pytest
+
+from benchmark.config import DataConfig
+from benchmark.data import SPLITS, alignment_subset, load_dataset, table2_row
+from benchmark.errors import UserError
+
+
+def _users(ds, split):
+    return {w.user for w in ds.splits[split]}
+
+
+@pytest.mark.parametrize("name", ["steam", "cds"])
+def test_user_splits_are_disjoint_and_cover_all_users(data_dir, name):
+    ds = load_dataset(name, data_dir)
+    for i, a in enumerate(SPLITS):
+        for b in SPLITS[i + 1:]:
+            assert not (_users(ds, a) & _users(ds, b)), f"user in {a} and {b}"
+    # users without any window (exactly 10 interactions) are reported, never silently lost
+    with_windows = sum(len(_users(ds, s)) for s in SPLITS)
+    assert with_windows + ds.stats["users_without_window"] == ds.stats["users"]
+    fr = [ds.stats["split_users"][s] / ds.stats["users"] for s in SPLITS]
+    assert fr == pytest.approx([0.6, 0.2, 0.1, 0.1], abs=0.01)
+
+
+def test_steam_preprocessing_matches_the_paper_protocol(steam):
+    # top 15 % of the 3,591 items of users with >= 10 interactions = 539 items (docs/feasibility.md)
+    assert steam.n_items == 539
+    assert len({it.title for it in steam.items}) == steam.n_items
+    for s in SPLITS:
+        for w in steam.splits[s][:500]:
+            assert len(w.history) == 10 and 1 <= len(w.target) <= 10
+    # every test user gives ALL its stride-1 windows: #windows = len(sequence) - 10
+    n = sum(max(0, len(seq) - 10) for seq in steam.sequences["test"])
+    assert n == len(steam.splits["test"])
+    assert set(steam.genre_set) <= {"Action", "Adventure", "Casual", "Strategy", "RPG", "Simulation",
+                                    "Massively Multiplayer", "Sports", "Racing"}
+
+
+def test_windows_are_consecutive_slices(steam):
+    # sequences and windows are both in user order: the first user with >= 12 items owns the first windows
+    skipped = 0
+    for seq in steam.sequences["valid"]:
+        if len(seq) >= 12:
+            break
+        skipped += max(0, len(seq) - 10)
+    wins = steam.splits["valid"][skipped:skipped + 2]
+    assert wins[0].history == tuple(seq[:10]) and wins[0].target == tuple(seq[10:20])
+    assert wins[1].history == tuple(seq[1:11])
+
+
+def test_goodreads_samples_keep_their_test_split(data_dir):
+    ds = load_dataset("goodreads", data_dir)
+    assert len(ds.splits["test"]) == 3442
+    assert sum(len(ds.splits[s]) for s in ("sft", "align", "valid")) == 22444
+    assert all(len(w.target) == 1 for w in ds.splits["test"])
+    assert len(ds.genre_set) == 7
+
+
+def test_alignment_subset_is_seeded_and_from_align_users(steam):
+    a1, v1 = alignment_subset(steam, 64, 16, seed=0)
+    a2, _ = alignment_subset(steam, 64, 16, seed=0)
+    a3, _ = alignment_subset(steam, 64, 16, seed=1)
+    assert a1 == a2 and a1 != a3
+    align_users = _users(steam, "align")
+    assert {w.user for w in a1 + v1} <= align_users
+    assert not set(a1) & set(v1)
+
+
+def test_table2_row(steam):
+    row = table2_row(steam)
+    assert row["items"] == 539 and row["users"] == steam.stats["users"]
+    assert row["windows_test"] == len(steam.splits["test"])
+
+
+def test_data_hash_changes_with_config(data_dir):
+    a = load_dataset("steam", data_dir)
+    b = load_dataset("steam", data_dir, DataConfig(top_item_frac=0.15, split_seed=1))
+    assert a.data_hash != b.data_hash
+
+
+def _write(d, items, rows):
+    d.mkdir()
+    (d / "items.jsonl").write_text("".join(json.dumps(x) + "\n" for x in items))
+    with gzip.open(d / "interactions.csv.gz", "wt") as f:
+        f.write("user_id,item_id,timestamp\n" + "".join(rows))
+
+
+def test_malformed_files_name_file_line_and_field(tmp_path):
+    items = [{"item_id": str(i), "title": f"T{i}", "genres": []} for i in range(3)]
+    _write(tmp_path / "bad_ts", items, ["1,0,5\n", "1,1,x\n"])
+    with pytest.raises(UserError, match=r"interactions.csv.gz, line 3: field 'timestamp'"):
+        load_dataset(str(tmp_path / "bad_ts"), tmp_path)
+    _write(tmp_path / "bad_item", items, ["1,9,5\n"])
+    with pytest.raises(UserError, match=r"line 2: field 'item_id' = '9'"):
+        load_dataset(str(tmp_path / "bad_item"), tmp_path)
+    _write(tmp_path / "bad_title", [{"item_id": "0", "title": "", "genres": []}], ["1,0,5\n"])
+    with pytest.raises(UserError, match=r"items.jsonl, line 1: field 'title'"):
+        load_dataset(str(tmp_path / "bad_title"), tmp_path)
+
+
+def test_unknown_dataset_lists_valid_names(tmp_path):
+    with pytest.raises(UserError, match="Valid datasets: cds, goodreads, steam"):
+        load_dataset("stema", tmp_path)

@@ -1,0 +1,43 @@
+"""The registry matches the method files; the README's add-a-method example works end to end."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmark.errors import UserError
+from methods.registry import METHODS, all_methods, get_method
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_registry_matches_method_files():
+    files = {p.stem for p in (ROOT / "methods").glob("*.py")} - {"__init__", "base", "registry"}
+    assert set(all_methods()) == files
+    for name, cls in METHODS.items():
+        assert cls.name == name and cls.display_name and cls.paper
+        assert cls.category in {"llm", "inference", "listwise", "ours", "reference"}
+
+
+def test_unknown_method_lists_valid_names():
+    with pytest.raises(UserError, match=r"Did you mean 'bigrec'.*Valid methods: .*pop"):
+        get_method("bigrc")
+
+
+def test_readme_example_adds_a_working_method(steam, tmp_path):
+    from benchmark.config import get_profile
+    from methods.base import RunContext
+
+    code = re.search(r"<!-- example:add-method -->\s*```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert code, "README must hold the add-a-method example"
+    try:
+        exec(compile(code.group(1), "README.md", "exec"), {})
+        cls = get_method("my_pop")
+        ctx = RunContext(data=steam, profile=get_profile("smoke"), seed=0, run_dir=tmp_path, cache_dir=tmp_path)
+        m = cls()
+        m.fit(ctx)
+        wins = steam.splits["test"][:20]
+        lists = m.recommend(ctx, wins)
+        assert all(len(lst) == 10 and not set(lst) & set(w.history) for lst, w in zip(lists, wins))
+    finally:
+        METHODS.pop("my_pop", None)
