@@ -82,8 +82,14 @@ def cmd_data_stats(a) -> int:
 def cmd_data_import(a) -> int:
     from benchmark.importers import import_dataset
 
-    out = import_dataset(a.name, Path(a.raw_dir), Path(a.out), download=a.download)
-    print(out)
+    opts = {}
+    for kv in a.option:
+        if "=" not in kv:
+            raise UserError(f"-o {kv!r}: expected KEY=VALUE (e.g. -o genre=poetry)")
+        k, v = kv.split("=", 1)
+        opts[k] = v
+    out = import_dataset(a.name, Path(a.raw_dir), Path(a.out), download=a.download, **opts)
+    print(f"wrote {out}/interactions.csv.gz, items.jsonl, SOURCE.json")
     return 0
 
 
@@ -122,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--raw-dir", required=True, help="folder holding (or receiving) the raw files")
     im.add_argument("--out", required=True, help="output dataset folder")
     im.add_argument("--download", action="store_true", help="download missing raw files from their public URLs")
+    im.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                    help="importer option, e.g. -o genre=poetry -o min_rating=4 -o title_keys=title")
     im.set_defaults(fn=cmd_data_import)
     return p
 

@@ -1,0 +1,332 @@
+"""List-wise recommendation metrics (design.md §3): Recall@K, NDCG@K, MGU (Eq. 16), ILD (Eq. 17), list
+quality rates, and the paired user bootstrap. Pure Python + numpy.
+
+Conventions (every method is scored by these, so they are fixed here):
+
+* Items are int indices into the dataset's catalogue. ``-1`` marks an invalid (ungrounded) entry.
+* Lists are never compacted: an invalid entry stays in its position and counts as a miss, so a list with
+  an ungrounded title at rank 1 cannot shift its later hits up.
+* A repeated item is a miss in its position: a hit is credited once, at its first occurrence. (Equivalent to
+  "duplicates removed, kept as misses in place".)
+* Lists shorter than k are fine: the missing positions are misses. An empty list scores 0.
+* The target is a set: |T| counts distinct items. An empty target raises ``ValueError`` (the data layer never
+  produces one).
+* MGU/ILD use genre sets restricted to the dataset's genre set; invalid entries and items without a genre in
+  it are skipped. Duplicates are kept (they are part of the list the user sees): in MGU they add mass again,
+  in ILD a duplicate pair has distance 0. MGU/ILD are ``None`` when undefined (MGU: the list or the history
+  has no genre-bearing item; ILD: fewer than 2 genre-bearing entries), and undefined windows are excluded from
+  the means (the aggregate reports how many windows were defined: ``mgu_n``, ``ild_n``).
+* MGU, ILD, valid/duplicate rates and coverage use the first ``list_len`` entries of each list; Recall/NDCG@k
+  use the first k.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import numpy as np
+
+K_VALUES = (3, 5, 10)
+
+# Direction of every metric key in the aggregate (used by reports/ to mark best values). Counts such as
+# ``n_windows``, ``mgu_n``, ``ild_n`` and ``mean_list_len`` are bookkeeping, not metrics, and are not listed.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    **{f"recall@{k}": True for k in K_VALUES},
+    **{f"ndcg@{k}": True for k in K_VALUES},
+    "mgu": False,  # a distance between genre distributions: lower is fairer
+    "ild": True,
+    "valid_rate": True,
+    "duplicate_rate": False,
+    "coverage": True,
+    "coverage_items": True,
+}
+
+def _target_set(target: Collection[int]) -> set[int]:
+    t = set(target)
+    if not t:
+        raise ValueError("empty target: every window must have at least one target item")
+    return t
+
+
+def _hits(ranked: Sequence[int], target: set[int], k: int) -> list[int]:
+    """1-based positions i <= k whose item is a first-occurrence hit (invalid -1 is never in the target)."""
+    seen: set[int] = set()
+    pos = []
+    for i, item in enumerate(ranked[:k], start=1):
+        if item in target and item not in seen:
+            pos.append(i)
+        seen.add(item)
+    return pos
+
+
+def recall_at_k(ranked: Sequence[int], target: Collection[int], k: int) -> float:
+    """Recall@k = |top-k(y) ∩ T| / |T| (conventions in the module docstring).
+
+    Args:
+        ranked: the generated list, best first; ``-1`` marks an invalid entry.
+        target: the window's target items (a set; duplicates are ignored).
+        k: the cut-off.
+
+    Returns:
+        The fraction of distinct target items found in the first k positions.
+    """
+    t = _target_set(target)
+    return len(_hits(ranked, t, k)) / len(t)
+
+
+def ndcg_at_k(ranked: Sequence[int], target: Collection[int], k: int) -> float:
+    """NDCG@k with binary relevance: DCG@k / IDCG@k (conventions in the module docstring).
+
+    DCG = Σ_{i<=k, y_i ∈ T} 1/log2(i+1) with i 1-based; IDCG is the DCG of min(k, |T|) hits at the top.
+
+    Args:
+        ranked: the generated list, best first; ``-1`` marks an invalid entry.
+        target: the window's target items (a set).
+        k: the cut-off.
+
+    Returns:
+        A value in [0, 1].
+    """
+    t = _target_set(target)
+    dcg = sum(1.0 / math.log2(i + 1) for i in _hits(ranked, t, k))
+    idcg = sum(1.0 / math.log2(i + 1) for i in range(1, min(k, len(t)) + 1))
+    return dcg / idcg
+
+
+def _genre_distribution(items: Sequence[int], item_genres: Sequence[Any], genre_set: frozenset) -> dict | None:
+    """P(c|items): each genre-bearing item spreads mass 1 equally over its genres; None if no such item."""
+    mass: dict[str, float] = {}
+    n = 0
+    for item in items:
+        if item < 0:
+            continue
+        g = frozenset(item_genres[item]) & genre_set
+        if not g:
+            continue
+        n += 1
+        for c in g:
+            mass[c] = mass.get(c, 0.0) + 1.0 / len(g)
+    if n == 0:
+        return None
+    return {c: m / n for c, m in mass.items()}
+
+
+def mgu(
+    ranked: Sequence[int], history: Sequence[int], item_genres: Sequence[Any], genre_set: Collection[str]
+) -> float | None:
+    """Mean Group Unfairness (BLADE Eq. 16): (1/|C|) Σ_{c∈C} |P(c|L) − P(c|H)|.
+
+    P(c|·) is the normalised genre frequency: each item whose genres intersect C contributes 1/|g∩C| to each
+    of its genres, and the sum is divided by the number of such items, so P sums to 1 over C.
+
+    Args:
+        ranked: the generated list L (already cut to the list length); ``-1`` entries are skipped.
+        history: the window's history H.
+        item_genres: genre set per item index.
+        genre_set: the dataset's genre set C.
+
+    Returns:
+        MGU in [0, 2/|C|], or None when L or H has no genre-bearing item.
+    """
+    cs = frozenset(genre_set)
+    if not cs:
+        raise ValueError("empty genre set: MGU is undefined")
+    p_l = _genre_distribution(ranked, item_genres, cs)
+    p_h = _genre_distribution(history, item_genres, cs)
+    if p_l is None or p_h is None:
+        return None
+    return sum(abs(p_l.get(c, 0.0) - p_h.get(c, 0.0)) for c in cs) / len(cs)
+
+
+def ild(ranked: Sequence[int], item_genres: Sequence[Any]) -> float | None:
+    """Intra-List Diversity (BLADE Eq. 17): mean Jaccard distance 1 − |g_i∩g_j|/|g_i∪g_j| over pairs i≠j.
+
+    Pairs are taken over the valid, genre-bearing entries; duplicates are kept (their distance is 0). The mean
+    over ordered pairs equals the mean over unordered pairs because the distance is symmetric.
+
+    Args:
+        ranked: the generated list (already cut to the list length).
+        item_genres: genre set per item index (already restricted to the dataset's genre set).
+
+    Returns:
+        ILD in [0, 1], or None when fewer than 2 entries are valid and genre-bearing.
+    """
+    gs = [frozenset(item_genres[i]) for i in ranked if i >= 0]
+    gs = [g for g in gs if g]
+    n = len(gs)
+    if n < 2:
+        return None
+    total = sum(1.0 - len(gs[a] & gs[b]) / len(gs[a] | gs[b]) for a in range(n) for b in range(a + 1, n))
+    return total / (n * (n - 1) / 2)
+
+
+def score_lists(
+    lists: Sequence[Sequence[int]],
+    windows: Sequence[Any],
+    item_genres: Sequence[Any],
+    genre_set: Collection[str],
+    n_items: int,
+    k_values: Sequence[int] = K_VALUES,
+    list_len: int = 10,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Score one list per window and aggregate.
+
+    Args:
+        lists: one ranked list of item indices per window (``-1`` = invalid).
+        windows: objects with ``.user``, ``.history`` and ``.target`` (tuples of int), aligned with `lists`.
+        item_genres: genre set per item index.
+        genre_set: the dataset's genre set (for MGU).
+        n_items: catalogue size (for coverage and to reject out-of-range indices).
+        k_values: cut-offs for Recall/NDCG.
+        list_len: how many leading entries MGU, ILD, valid/duplicate rates and coverage look at.
+
+    Returns:
+        ``(aggregate, per_window)``. Per window: ``recall@k``, ``ndcg@k``, ``mgu``, ``ild`` (may be None),
+        ``n_valid``, ``n_dup``. Aggregate (full precision): means of ``recall@k``/``ndcg@k`` over windows,
+        ``mgu``/``ild`` means over windows where defined (None if none) with counts ``mgu_n``/``ild_n``,
+        ``valid_rate``, ``duplicate_rate`` (both over all entries in the first `list_len` positions; 0.0 if
+        there are none), ``coverage`` and ``coverage_items``, ``mean_list_len`` (of the full lists) and
+        ``n_windows``.
+
+    Raises:
+        ValueError: mismatched lengths, no windows, an empty target, or an item index outside [-1, n_items).
+    """
+    if len(lists) != len(windows):
+        raise ValueError(f"{len(lists)} lists for {len(windows)} windows")
+    if not windows:
+        raise ValueError("no windows to score")
+    genres = [frozenset(g) for g in item_genres]  # convert once, not per window
+    per_window: list[dict[str, Any]] = []
+    n_entries = n_valid_all = n_dup_all = 0
+    covered: set[int] = set()
+    for ranked, w in zip(lists, windows):
+        ranked = [int(i) for i in ranked]
+        bad = [i for i in ranked if i < -1 or i >= n_items]
+        if bad:
+            raise ValueError(f"item index {bad[0]} outside [-1, {n_items}) in the list for user {w.user!r}")
+        row: dict[str, Any] = {}
+        for k in k_values:
+            row[f"recall@{k}"] = recall_at_k(ranked, w.target, k)
+            row[f"ndcg@{k}"] = ndcg_at_k(ranked, w.target, k)
+        head = ranked[:list_len]
+        valid = [i for i in head if i >= 0]
+        row["mgu"] = mgu(head, w.history, genres, genre_set)
+        row["ild"] = ild(head, genres)
+        row["n_valid"] = len(valid)
+        row["n_dup"] = len(valid) - len(set(valid))
+        per_window.append(row)
+        n_entries += len(head)
+        n_valid_all += row["n_valid"]
+        n_dup_all += row["n_dup"]
+        covered.update(valid)
+
+    agg: dict[str, Any] = {}
+    for k in k_values:
+        for m in ("recall", "ndcg"):
+            agg[f"{m}@{k}"] = float(np.mean([r[f"{m}@{k}"] for r in per_window]))
+    for m in ("mgu", "ild"):
+        defined = [r[m] for r in per_window if r[m] is not None]
+        agg[m] = float(np.mean(defined)) if defined else None
+        agg[f"{m}_n"] = len(defined)
+    agg["valid_rate"] = n_valid_all / n_entries if n_entries else 0.0
+    agg["duplicate_rate"] = n_dup_all / n_entries if n_entries else 0.0
+    agg["coverage"] = len(covered) / n_items
+    agg["coverage_items"] = len(covered)
+    agg["mean_list_len"] = float(np.mean([len(x) for x in lists]))
+    agg["n_windows"] = len(windows)
+    return agg, per_window
+
+
+def user_means(per_window_values: Sequence[float | None], users: Sequence[str]) -> dict[str, float]:
+    """Average a per-window value within each user, so that a bootstrap resamples users, not windows.
+
+    Windows whose value is None (undefined MGU/ILD) are skipped; a user with no defined window is left out.
+
+    Args:
+        per_window_values: one value per window.
+        users: the window's user, aligned with `per_window_values`.
+
+    Returns:
+        ``{user: mean}``, sorted by user.
+    """
+    if len(per_window_values) != len(users):
+        raise ValueError(f"{len(per_window_values)} values for {len(users)} users")
+    acc: dict[str, list[float]] = {}
+    for v, u in zip(per_window_values, users):
+        if v is not None:
+            acc.setdefault(u, []).append(float(v))
+    return {u: float(np.mean(acc[u])) for u in sorted(acc)}
+
+
+def paired_bootstrap(
+    per_user_a: dict[str, float],
+    per_user_b: dict[str, float] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    weights: dict[str, float] | None = None,
+) -> dict[str, float]:
+    """Percentile bootstrap over users of a mean (or of the paired difference a − b).
+
+    The same user resample is applied to a and b, so the test is paired. With `weights` (e.g. each user's
+    number of windows) the statistic is the weighted mean Σ w_u x_u / Σ w_u, which for per-user means weighted
+    by window counts equals the mean over windows (the number the tables print).
+
+    Args:
+        per_user_a: ``{user: value}`` for system a.
+        per_user_b: ``{user: value}`` for system b over the same users, or None for a one-sample CI.
+        n_boot: number of bootstrap resamples.
+        seed: seed of the resampling generator.
+        weights: optional ``{user: weight}`` covering the same users.
+
+    Returns:
+        ``mean`` (on the full sample), ``ci_low``, ``ci_high`` (2.5/97.5 percentiles), ``n_users``, and, when b is
+        given, ``p_value``: two-sided, 2 × the fraction of resampled differences on the other side of 0 from
+        the observed one (a difference of exactly 0 counts as crossing), clipped to 1; 1.0 if the observed
+        difference is 0.
+
+    Raises:
+        ValueError: no users, or a and b (or the weights) cover different users.
+    """
+    users = sorted(per_user_a)
+    if not users:
+        raise ValueError("paired_bootstrap needs at least one user")
+    x = np.array([per_user_a[u] for u in users], dtype=float)
+    if per_user_b is not None:
+        if set(per_user_b) != set(users):
+            raise ValueError(
+                f"paired bootstrap over different users: {len(set(users) - set(per_user_b))} only in a, "
+                f"{len(set(per_user_b) - set(users))} only in b"
+            )
+        x = x - np.array([per_user_b[u] for u in users], dtype=float)
+    if weights is not None:
+        if set(weights) != set(users):
+            raise ValueError("weights must cover exactly the users being resampled")
+        w = np.array([weights[u] for u in users], dtype=float)
+    else:
+        w = np.ones_like(x)
+
+    rng = np.random.default_rng(seed)
+    n = len(users)
+    boot = np.empty(n_boot)
+    chunk = max(1, 2_000_000 // n)  # bound memory: at most ~2M resampled indices at a time
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        boot[start : start + len(idx)] = (x[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
+    mean = float((x * w).sum() / w.sum())
+    out = {
+        "mean": mean,
+        "ci_low": float(np.percentile(boot, 2.5)),
+        "ci_high": float(np.percentile(boot, 97.5)),
+        "n_users": n,
+    }
+    if per_user_b is not None:
+        if mean > 0:
+            crossing = float(np.mean(boot <= 0))
+        elif mean < 0:
+            crossing = float(np.mean(boot >= 0))
+        else:
+            crossing = 0.5
+        out["p_value"] = min(1.0, 2.0 * crossing)
+    return out
