@@ -34,6 +34,8 @@ def generate_for(ctx, model, tokenizer, windows: list[Window], mode: str = "gree
     """Generate lists for `windows` with the profile's decoding settings; returns the GenerationResult."""
     from methods.common.generation import generate_lists
 
+    # design.md §4: evaluation is plain greedy; the repetition penalty (1.05) belongs to rollouts/BoN/reference sets
+    kw.setdefault("repetition_penalty", 1.05 if mode == "sample" else 1.0)
     kw.setdefault("batch_size", ctx.profile.eval_batch)
     kw.setdefault("constrained", ctx.profile.constrained)
     kw.setdefault("bf16", ctx.profile.bf16 and not torch.cuda.is_available())

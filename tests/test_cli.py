@@ -1,0 +1,72 @@
+"""End-to-end CLI: a smoke run of the spine's methods writes records, re-runs skip, reports render; user errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "benchmark", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=900)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["run", "--methods", "bigrc"], "unknown method 'bigrc'. Did you mean 'bigrec'"),
+    (["run", "--methods", "pop", "--datasets", "stem"], "unknown dataset 'stem'. Did you mean 'steam'"),
+    (["run", "--methods", "pop", "--profile", "gpu"], "unknown profile 'gpu'. Did you mean 'cpu'? Valid profiles: cpu, paper, smoke, smollm2"),
+    (["run", "--methods", "pop", "--set", "lr"], "--set 'lr': expected key=value"),
+    (["run", "--methods", "pop", "--set", "nope=1"], "--set nope: not a profile field nor a config field of pop"),
+    (["run", "--methods", "pop", "--set", "sft_lr=fast"], "--set sft_lr='fast': expected a float"),
+])
+def test_user_errors_are_one_line_without_traceback(args, msg, data_dir):
+    r = _cli(*args, env={"BENCHMARK_DATA_DIR": str(data_dir)})
+    assert r.returncode == 2
+    assert msg in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_data_dir_says_where_to_put_the_data(tmp_path, capsys):
+    assert main(["run", "--methods", "pop", "--datasets", "steam", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "dataset 'steam' not found" in err and "BENCHMARK_DATA_DIR" in err
+
+
+def test_smoke_run_records_skip_and_report(data_dir, tmp_path):
+    res, cache, out = tmp_path / "results", tmp_path / "cache", tmp_path / "reports"
+    args = ["run", "--methods", "bigrec,pop,sasrec", "--datasets", "steam", "--profile", "smoke", "--seeds", "0",
+            "--data-dir", str(data_dir), "--results-dir", str(res), "--cache-dir", str(cache)]
+    r = _cli(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    recs = sorted(res.glob("steam/*/*.json"))
+    assert [p.parent.name for p in recs] == ["bigrec", "pop", "sasrec"]
+    for p in recs:
+        rec = json.loads(p.read_text())
+        for key in ("run_id", "method", "dataset", "profile", "seed", "config", "metrics", "timings", "n_test",
+                    "data_hash", "provenance"):
+            assert key in rec, key
+        for key in ("recall@3", "ndcg@3", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "mgu", "ild", "valid_rate",
+                    "coverage"):
+            assert 0.0 <= rec["metrics"][key] <= 1.0, key
+        assert set(rec["timings"]) >= {"fit_s", "recommend_s"}
+        assert rec["provenance"]["versions"]["trl"] == "1.16.0"
+        preds = (p.parent / rec["predictions_file"]).read_text().splitlines()
+        assert len(preds) == rec["n_test"] == 64
+        lists = [json.loads(x)["items"] for x in preds]
+        assert all(len(lst) == 10 == len(set(lst)) and min(lst) >= 0 for lst in lists)
+    bigrec = json.loads(recs[0].read_text())
+    assert bigrec["metrics"]["valid_rate"] == 1.0 and bigrec["metrics"]["duplicate_rate"] == 0.0
+    assert bigrec["stats"]["sft"]["best_step"] > 0
+    # re-running the same command skips every finished run
+    r2 = _cli(*args)
+    assert r2.returncode == 0 and r2.stderr.count("finished") == 3, r2.stderr[-2000:]
+    r3 = _cli("report", "--results-dir", str(res), "--out", str(out))
+    assert r3.returncode == 0, r3.stderr[-2000:]
+    table = (out / "table3_smoke.md").read_text()
+    assert "BIGRec" in table and "SASRec" in table and "Pop" in table
