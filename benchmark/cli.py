@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -134,7 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _cpu_distributed_env() -> None:
+    """Multi-process on CPU: `accelerate launch --multi_gpu` / `torchrun` start N processes (accelerate's own `--cpu`
+    flag starts ONE unless MPI is installed). Without a GPU, initialise accelerate's shared state on CPU (gloo)
+    before anything else creates it: the first initialisation decides the backend for the whole process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+
+        if not torch.cuda.is_available():
+            from accelerate import PartialState
+
+            PartialState(cpu=True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _cpu_distributed_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     args = build_parser().parse_args(argv)
     try:

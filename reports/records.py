@@ -48,6 +48,11 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
+def row_key(record: dict[str, Any]) -> str:
+    """The table row of a record: its method, or method + variant for swept configs (inference BoN's n)."""
+    return record.get("variant") or record["method"]
+
+
 def by_created(record: dict[str, Any]) -> tuple[str, str]:
     """Sort key, oldest first: the ISO-8601 ``created`` timestamp (sorts as a string), then ``run_id`` for ties."""
     return str(record.get("created", "")), record["run_id"]
@@ -61,7 +66,7 @@ def dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r["method"], r["dataset"], r["profile"], r["seed"]), []).append(r)
+        groups.setdefault((row_key(r), r["dataset"], r["profile"], r["seed"]), []).append(r)
     kept = []
     for key in sorted(groups, key=str):
         group = sorted(groups[key], key=by_created)

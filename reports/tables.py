@@ -22,7 +22,7 @@ from tabulate import tabulate
 
 from benchmark.errors import UserError
 from benchmark.metrics import HIGHER_IS_BETTER, paired_bootstrap
-from reports.records import by_created, dedupe, load_predictions, load_records
+from reports.records import by_created, dedupe, load_predictions, load_records, row_key
 
 CATEGORY_ORDER = ("llm", "inference", "listwise", "ours", "reference")
 DATASET_ORDER = ("cds", "steam", "goodreads")
@@ -30,6 +30,11 @@ DATASET_NAMES = {"cds": "CDs", "steam": "Steam", "goodreads": "Goodreads"}
 TABLE3_COLUMNS = (("R@3", "recall@3"), ("N@3", "ndcg@3"), ("R@5", "recall@5"), ("N@5", "ndcg@5"))
 # Inference-time BoN picks the best of N lists with the target in hand: an upper bound, not a competitor.
 ORACLE_METHODS = ("bon_inference",)
+
+
+def is_oracle(row: str) -> bool:
+    """Rows of oracle methods (also their variants, e.g. ``bon_inference_n2``) are never ranked."""
+    return any(row == m or row.startswith(m + "_") for m in ORACLE_METHODS)
 N_BOOT = 1000
 MISSING = {"md": "—", "tex": "--"}
 
@@ -80,7 +85,7 @@ def _methods(records: list[dict]) -> list[dict]:
     """One row per method: key, display name and category (from its newest record), in table order."""
     newest: dict[str, dict] = {}
     for r in sorted(records, key=by_created):
-        newest[r["method"]] = r
+        newest[row_key(r)] = r
     rows = [{"method": m, "name": r["display_name"] or m, "category": r["category"]} for m, r in newest.items()]
     return sorted(rows, key=lambda x: (_category_rank(x["category"]), x["name"].lower(), x["method"]))
 
@@ -153,7 +158,7 @@ def _cell(recs: list[dict], metric: str, cache: dict) -> dict[str, Any] | None:
 def _marks(cells: dict[str, dict | None], metric: str) -> dict[str, str]:
     """``{method: "best" | "second"}`` at the printed precision; oracle rows and empty cells are not ranked."""
     higher = HIGHER_IS_BETTER.get(metric, True)
-    shown = {m: round(c["mean"], 4) for m, c in cells.items() if c is not None and m not in ORACLE_METHODS}
+    shown = {m: round(c["mean"], 4) for m, c in cells.items() if c is not None and not is_oracle(m)}
     ranked = sorted(set(shown.values()), reverse=higher)
     marks = {}
     for m, v in shown.items():
@@ -204,7 +209,7 @@ def _table3_notes(records, methods, datasets, seed_sets, cache, fmt: str) -> lis
         f"({N_BOOT} resamples); best per column in bold, second underlined.",
         _seed_note(seed_sets, names, fmt),
     ]
-    oracles = [m for m in ORACLE_METHODS if m in names]
+    oracles = [m for m in names if is_oracle(m)]
     if oracles:
         rows = ", ".join(f"{_esc(names[m], fmt)} ({_code(m, fmt)})" for m in oracles)
         notes.append(f"{rows}: inference-time BoN, an oracle upper bound (it selects with the target); not ranked.")
@@ -240,7 +245,7 @@ def table3(records: list[dict], profile: str) -> tuple[str, str]:
     datasets = _order_datasets({r["dataset"] for r in records})
     by_cell: dict[tuple[str, str], list[dict]] = {}
     for r in sorted(records, key=lambda r: (r["seed"], r["run_id"])):
-        by_cell.setdefault((r["method"], r["dataset"]), []).append(r)
+        by_cell.setdefault((row_key(r), r["dataset"]), []).append(r)
     seed_sets = {k: tuple(r["seed"] for r in v) for k, v in by_cell.items()}
     cache: dict = {}
 

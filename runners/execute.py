@@ -23,6 +23,12 @@ from runners.provenance import provenance
 log = logging.getLogger("benchmark")
 
 
+def is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -54,6 +60,8 @@ def execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
     t0 = time.time()
     artifacts = method.fit(ctx) or {}
     fit_s = time.time() - t0
+    if not is_main_process():  # accelerate launch: every process trains, the main one evaluates and records
+        return None
 
     valid = eval_windows(spec, "valid")
     t0 = time.time()
@@ -72,8 +80,11 @@ def execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
              ds.name, spec.method, spec.seed, metrics["ndcg@5"], metrics["recall@5"], metrics_valid["ndcg@5"],
              fit_s, recommend_s)
 
+    variant = {k: getattr(spec.config, k) for e in getattr(cls, "sweep", []) for k in e}
+    suffix = "".join(f"_{k}{v}" for k, v in variant.items())
+    label = cls.display_name + "".join(f" {k.upper() if len(k) == 1 else k}={v}" for k, v in variant.items())
     record = {
-        "run_id": spec.run_id, "method": spec.method, "display_name": cls.display_name or spec.method,
+        "run_id": spec.run_id, "method": spec.method, "variant": spec.method + suffix, "display_name": label,
         "category": cls.category, "dataset": ds.name, "profile": profile.name, "seed": spec.seed,
         "config": {"method": dataclasses.asdict(spec.config), "profile": dataclasses.asdict(profile),
                    "data": dataclasses.asdict(ds.config)},

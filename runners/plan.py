@@ -34,13 +34,19 @@ def parse_methods(arg: str) -> list[str]:
     return names
 
 
-def resolve_config(method: str, profile: Profile, overrides: dict[str, str]):
-    """Method Config defaults -> the class's profile_overrides[profile] -> --set overrides (known keys only)."""
+def resolve_configs(method: str, profile: Profile, overrides: dict[str, str]) -> list:
+    """Method Config defaults -> the class's profile_overrides[profile] -> each entry of its `sweep` (e.g.
+    inference BoN's n = 2 and 4; skipped when --set fixes a swept key) -> --set overrides (known keys only)."""
     cls = get_method(method)
-    cfg = cls.Config()
-    cfg = apply_overrides(cfg, getattr(cls, "profile_overrides", {}).get(profile.name, {}), f"{method} config")
-    names = {f.name for f in dataclasses.fields(cfg)}
-    return apply_overrides(cfg, {k: v for k, v in overrides.items() if k in names}, f"{method} config")
+    base = apply_overrides(cls.Config(), getattr(cls, "profile_overrides", {}).get(profile.name, {}),
+                           f"{method} config")
+    names = {f.name for f in dataclasses.fields(base)}
+    mine = {k: v for k, v in overrides.items() if k in names}
+    sweep = getattr(cls, "sweep", [{}])
+    if any(k in mine for entry in sweep for k in entry):
+        sweep = [{}]
+    return [apply_overrides(apply_overrides(base, entry, f"{method} config"), mine, f"{method} config")
+            for entry in sweep]
 
 
 def split_sets(overrides: dict[str, str], profile: Profile, methods: list[str]) -> tuple[Profile, dict[str, str]]:
@@ -70,7 +76,7 @@ def plan(methods: list[str], datasets: list[Dataset], profile: Profile, seeds: l
     specs = []
     for ds in datasets:
         for m in methods:
-            cfg = resolve_config(m, profile, rest)
-            for s in seeds:
-                specs.append(RunSpec(m, ds.name, profile, s, cfg, ds, make_run_id(m, ds, profile, s, cfg)))
+            for cfg in resolve_configs(m, profile, rest):
+                for s in seeds:
+                    specs.append(RunSpec(m, ds.name, profile, s, cfg, ds, make_run_id(m, ds, profile, s, cfg)))
     return specs

@@ -1,0 +1,36 @@
+"""BLADE-R: Bayesian List-wise Alignment via Dynamic Estimation with Recall@10 as the list reward.
+
+Reference: "Beyond Static Best-of-N: Bayesian List-wise Alignment for LLM-based Recommendation", SIGIR'26
+(Eq. 11-15, Algorithm 1). Official code (RegionCh/BLADE) was not public; everything follows the paper and
+docs/design.md §5. GRPO backbone: TRL's GRPOTrainer (methods/common/blade.py). Deviations: add-one smoothing of F
+(log F finite; vBoN's code does the same), constrained rollouts (design.md §4), N = 4 and beta = 0.04 (unstated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from methods.base import Method, RunContext
+from methods.common.blade import PROFILE_OVERRIDES, BladeConfig, blade_recommend, train_blade
+from methods.registry import register_method
+
+
+@register_method("blade_r")
+class BladeR(Method):
+    display_name = "BLADE-R"
+    paper = "Beyond Static Best-of-N: Bayesian List-wise Alignment for LLM-based Recommendation, SIGIR 2026"
+    category = "ours"
+    profile_overrides = PROFILE_OVERRIDES
+
+    @dataclass
+    class Config(BladeConfig):
+        """BLADE with R = Recall@10."""
+
+        reward: str = "recall"
+
+    def fit(self, ctx: RunContext) -> dict:
+        self.final = train_blade(ctx, self.config)
+        return {"model": str(self.final)}
+
+    def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
+        return blade_recommend(ctx, self.final, windows)

@@ -1,0 +1,36 @@
+"""Static BoN alignment (vBoN): the variational Best-of-N objective (N-1) log F_ref(R(y)) - KL with a FIXED reference.
+
+Reference: Amini, Vieira & Cotterell, "Variational Best-of-N Alignment", ICLR 2025 (arXiv 2407.06057); upstream
+https://github.com/rycolab/vbon (PPO via trlx). As in the BLADE paper's comparison (Fig. 4a, Table 1), it is BLADE
+with tau = 0: the same GRPO backbone, reference set, rollouts and smoothing ((k+1)/(M+1), vBoN's own estimator), so
+the only difference from BLADE is the dynamic evidence. Deviation from upstream: GRPO instead of PPO with a value head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from methods.base import Method, RunContext
+from methods.common.blade import PROFILE_OVERRIDES, BladeConfig, blade_recommend, train_blade
+from methods.registry import register_method
+
+
+@register_method("bon_static")
+class BoNStatic(Method):
+    display_name = "BoN Alignment"
+    paper = "Amini et al., Variational Best-of-N Alignment, ICLR 2025"
+    category = "listwise"
+    profile_overrides = PROFILE_OVERRIDES
+
+    @dataclass
+    class Config(BladeConfig):
+        """BLADE's config with tau = 0 (the static estimator F = (N_ref(<r) + 1) / (M + 1))."""
+
+        tau: float = 0.0
+
+    def fit(self, ctx: RunContext) -> dict:
+        self.final = train_blade(ctx, self.config)
+        return {"model": str(self.final)}
+
+    def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
+        return blade_recommend(ctx, self.final, windows)

@@ -1,0 +1,24 @@
+"""List-wise rewards R(y) for alignment (design.md §5): NDCG@K / Recall@K against the window's targets, and the RQ3
+composites R_fair = NDCG - lambda * MGU and R_div = NDCG + lambda * ILD (an undefined MGU/ILD counts as 0)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from benchmark.metrics import ild, mgu, ndcg_at_k, recall_at_k
+
+REWARDS = ("ndcg", "recall", "fair", "div")
+
+
+def list_reward(kind: str, items: Sequence[int], target: Sequence[int], history: Sequence[int] = (),
+                item_genres=None, genre_set=(), k: int = 10, lam: float = 0.5) -> float:
+    """R(y) of one generated list `items` (item indices, -1 = invalid) for a window."""
+    if kind == "ndcg":
+        return ndcg_at_k(items, target, k)
+    if kind == "recall":
+        return recall_at_k(items, target, k)
+    if kind == "fair":
+        return ndcg_at_k(items, target, k) - lam * (mgu(items[:k], history, item_genres, genre_set) or 0.0)
+    if kind == "div":
+        return ndcg_at_k(items, target, k) + lam * (ild(items[:k], item_genres) or 0.0)
+    raise ValueError(f"unknown reward {kind!r}; valid: {', '.join(REWARDS)}")
