@@ -84,7 +84,7 @@ PROFILES: dict[str, Profile] = {
         sft_max_time_s=120.0, max_sft_windows=400, max_eval_windows=64, eval_batch=32,
     ),
     # The default benchmark on a 2-core CPU (design.md §6; lr/eval/patience from docs/feasibility.md, second probe).
-    "cpu": Profile(name="cpu"),
+    "cpu": Profile(name="cpu", attention_dropout=0.2),  # dropout chosen on steam validation (docs/benchmarks.md)
     # A real pretrained LLM on CPU (reduced subsets).
     "smollm2": Profile(
         name="smollm2", item_repr="title", model="smollm2", sft_lr=1e-4, sft_batch=8, sft_warmup_steps=20,

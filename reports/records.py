@@ -82,13 +82,14 @@ def dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
-def load_predictions(record: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """Read a record's predictions JSONL; None if the record names none or the file is absent.
+def load_predictions(record: dict[str, Any], field: str = "predictions_file") -> list[dict[str, Any]] | None:
+    """Read a record's predictions JSONL (test; ``field="valid_predictions_file"`` for validation); None if the
+    record names none or the file is absent.
 
     Raises:
         UserError: a line is not valid JSON or lacks ``user``/``metrics``.
     """
-    name = record.get("predictions_file")
+    name = record.get(field)
     if not name:
         return None
     path = Path(record["_path"]).parent / name

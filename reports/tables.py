@@ -391,7 +391,15 @@ def render_all(results_dir: Path, out_dir: Path) -> list[Path]:
     written = []
     for profile in sorted({str(r["profile"]) for r in records}):
         recs = [r for r in records if str(r["profile"]) == profile]
-        for name, (md, tex) in (("table2", table2(recs, profile)), ("table3", table3(recs, profile))):
+        from reports.table1 import sanity, significance, table1
+
+        tables = [("table2", table2(recs, profile)), ("table3", table3(recs, profile))]
+        keys = {row_key(r) for r in recs}
+        if {"bigrec", "pop"} <= keys:
+            tables.append(("sanity", sanity(recs, profile)))
+        if keys & {"bon_static", "blade_n", "bon_inference_n2", "bon_inference_n4"}:
+            tables += [("table1", table1(recs, profile)), ("significance", significance(recs, profile))]
+        for name, (md, tex) in tables:
             for ext, text in (("md", md), ("tex", tex)):
                 path = out_dir / f"{name}_{profile}.{ext}"
                 path.write_text(text, encoding="utf-8")

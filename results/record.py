@@ -14,6 +14,7 @@ Record fields:
     stats: method-specific numbers (SFT curve, tokens generated, ...). artifacts: paths returned by fit.
     provenance: git SHA + dirty flag, library versions, python, machine, torch threads, device, date.
     predictions_file: the sibling JSONL: {"user", "history", "target", "items", "metrics"} per test window.
+    valid_predictions_file: the same for the validation windows (model selection, sanity bars).
     created: ISO timestamp.
 """
 
@@ -39,12 +40,16 @@ def record_path(results_dir: Path, dataset: str, method: str, run_id: str) -> Pa
     return Path(results_dir) / dataset / method / f"{run_id}.json"
 
 
-def write_run(results_dir: Path, record: dict, predictions: list[dict]) -> Path:
-    """Write predictions, then the record (the commit marker). Returns the record path."""
+def write_run(results_dir: Path, record: dict, predictions: list[dict], valid_predictions: list[dict] = ()) -> Path:
+    """Write predictions (test, then validation), then the record (the commit marker). Returns the record path."""
     path = record_path(results_dir, record["dataset"], record["method"], record["run_id"])
     pred = path.with_name(f"{record['run_id']}.predictions.jsonl")
     atomic_write_text(pred, "".join(json.dumps(p) + "\n" for p in predictions))
     record["predictions_file"] = pred.name
+    if valid_predictions:
+        vpred = path.with_name(f"{record['run_id']}.valid.jsonl")
+        atomic_write_text(vpred, "".join(json.dumps(p) + "\n" for p in valid_predictions))
+        record["valid_predictions_file"] = vpred.name
     atomic_write_text(path, json.dumps(record, indent=1, default=str) + "\n")
     return path
 

@@ -67,7 +67,7 @@ def execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
     t0 = time.time()
     valid_lists = method.recommend(ctx, valid)
     valid_s = time.time() - t0
-    metrics_valid, _ = _score(ds, valid_lists, valid, profile.k)
+    metrics_valid, per_window_valid = _score(ds, valid_lists, valid, profile.k)
 
     test = eval_windows(spec, "test")
     tokens_before = ctx.stats.get("tokens_generated", 0)
@@ -95,8 +95,11 @@ def execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
         "stats": ctx.stats, "artifacts": artifacts, "provenance": provenance(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    predictions = [{"user": w.user, "history": list(w.history), "target": list(w.target), "items": list(lst),
-                    "metrics": m} for w, lst, m in zip(test, test_lists, per_window)]
-    path = write_run(results_dir, record, predictions)
+    def rows(wins, lists, per):
+        return [{"user": w.user, "history": list(w.history), "target": list(w.target), "items": list(lst),
+                 "metrics": m} for w, lst, m in zip(wins, lists, per)]
+
+    path = write_run(results_dir, record, rows(test, test_lists, per_window),
+                     rows(valid, valid_lists, per_window_valid))
     log.info("wrote %s", path)
     return record

@@ -88,3 +88,17 @@ def test_two_processes_see_whole_groups(data_dir, runs):
     st = rec["stats"]
     assert st["n_processes"] == 2 and st["rows_per_process"] == 2 and rec["config"]["method"]["G"] == 4
     assert st["grpo_steps"] == 16 and st["groups_checked"] == 16  # every gathered group was one prompt's 4 rows
+
+
+def test_report_renders_table1_and_significance(runs):
+    from reports.tables import render_all
+
+    tmp, _ = runs
+    paths = render_all(tmp / "res", tmp / "rep")
+    t1 = (tmp / "rep" / "table1_smoke.md").read_text()
+    for label in ("Base (SFT)", "BoN (N = 2), oracle", "BoN (N = 4), oracle", "BoN Alignment", "BLADE"):
+        assert label in t1
+    assert "1.00×" in t1  # the SFT row is the cost unit
+    sig = (tmp / "rep" / "significance_smoke.md").read_text()
+    assert "BLADE-N − BoN Alignment" in sig and "BoN Alignment − SFT" in sig
+    assert any(p.name == "table1_smoke.tex" for p in paths)

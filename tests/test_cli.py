@@ -56,6 +56,7 @@ def test_smoke_run_records_skip_and_report(data_dir, tmp_path):
             assert 0.0 <= rec["metrics"][key] <= 1.0, key
         assert set(rec["timings"]) >= {"fit_s", "recommend_s"}
         assert rec["provenance"]["versions"]["trl"] == "1.16.0"
+        assert len((p.parent / rec["valid_predictions_file"]).read_text().splitlines()) == rec["n_valid"]
         preds = (p.parent / rec["predictions_file"]).read_text().splitlines()
         assert len(preds) == rec["n_test"] == 64
         lists = [json.loads(x)["items"] for x in preds]
@@ -70,3 +71,5 @@ def test_smoke_run_records_skip_and_report(data_dir, tmp_path):
     assert r3.returncode == 0, r3.stderr[-2000:]
     table = (out / "table3_smoke.md").read_text()
     assert "BIGRec" in table and "SASRec" in table and "Pop" in table
+    sanity = (out / "sanity_smoke.md").read_text()  # BIGRec vs Pop on validation, paired over users
+    assert "| Steam" in sanity and ("beats Pop" in sanity or "ties Pop" in sanity or "loses to Pop" in sanity)

@@ -83,8 +83,10 @@ class BladeConfig:
 # Per-profile defaults for the BoN family (the paper's values are the dataclass defaults, used by `paper`).
 PROFILE_OVERRIDES = {
     "smoke": {"M": 8, "G": 4, "n_align_train": 16, "n_align_valid": 16, "epochs": 1.0, "eval_every": 2, "lr": 1e-4},
-    "cpu": {"M": 64, "G": 16, "n_align_train": 512, "n_align_valid": 256, "epochs": 3.0, "eval_every": 32,
-            "lr": 1e-5},
+    # cpu: lr from a 96-step pilot on steam validation (1e-5 flat, 1e-4 rising, 1e-3 diverging; docs/benchmarks.md);
+    # one epoch over 512 prompts (128 steps) keeps one dataset's five-method table well inside an hour.
+    "cpu": {"M": 64, "G": 16, "n_align_train": 512, "n_align_valid": 256, "epochs": 1.0, "eval_every": 16,
+            "lr": 1e-4},
     "smollm2": {"M": 16, "G": 8, "n_align_train": 256, "n_align_valid": 128, "epochs": 1.0, "eval_every": 16},
 }
 
@@ -284,6 +286,9 @@ def train_blade(ctx, cfg: BladeConfig) -> Path:
         max_grad_norm=1.0, weight_decay=0.0, warmup_steps=0, logging_steps=1, save_strategy="steps",
         save_steps=max(1, cfg.eval_every), save_total_limit=1, report_to="none", disable_tqdm=False,
         remove_unused_columns=False, shuffle_dataset=True, mask_truncated_completions=False,
+        # dropout would make the policy's log-probs noisy against the (eval-mode) reference: ratio != 1 and KL > 0
+        # at step 0 (measured: KL 0.027 at step 1 with the cpu profile's attention dropout 0.2)
+        disable_dropout=True,
     )
     valid_prompts_model = {}
 
