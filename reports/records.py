@@ -6,6 +6,7 @@ named by ``predictions_file`` (one line per test window: ``{"user", "items", "ta
 
 from __future__ import annotations
 
+import gzip
 import json
 import warnings
 from pathlib import Path
@@ -96,7 +97,8 @@ def load_predictions(record: dict[str, Any], field: str = "predictions_file") ->
     if not path.exists():
         return None
     rows = []
-    with path.open(encoding="utf-8") as f:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue

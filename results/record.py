@@ -1,6 +1,6 @@
 """Run records: one JSON per finished run, written atomically, plus per-window predictions as JSONL.
 
-Layout: ``<results_dir>/<dataset>/<method>/<run_id>.json`` and ``<run_id>.predictions.jsonl`` beside it. The
+Layout: ``<results_dir>/<dataset>/<method>/<run_id>.json`` and ``<run_id>.predictions.jsonl.gz`` beside it. The
 record is written LAST, so its presence means the run finished; the runner skips finished runs.
 
 Record fields:
@@ -20,6 +20,7 @@ Record fields:
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -36,6 +37,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def atomic_write_gzip(path: Path, text: str) -> None:
+    """Like `atomic_write_text`, gzip-compressed (mtime 0, so identical content gives identical bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        f.write(text.encode("utf-8"))
+    os.replace(tmp, path)
+
+
 def record_path(results_dir: Path, dataset: str, method: str, run_id: str) -> Path:
     return Path(results_dir) / dataset / method / f"{run_id}.json"
 
@@ -43,12 +53,12 @@ def record_path(results_dir: Path, dataset: str, method: str, run_id: str) -> Pa
 def write_run(results_dir: Path, record: dict, predictions: list[dict], valid_predictions: list[dict] = ()) -> Path:
     """Write predictions (test, then validation), then the record (the commit marker). Returns the record path."""
     path = record_path(results_dir, record["dataset"], record["method"], record["run_id"])
-    pred = path.with_name(f"{record['run_id']}.predictions.jsonl")
-    atomic_write_text(pred, "".join(json.dumps(p) + "\n" for p in predictions))
+    pred = path.with_name(f"{record['run_id']}.predictions.jsonl.gz")
+    atomic_write_gzip(pred, "".join(json.dumps(p) + "\n" for p in predictions))
     record["predictions_file"] = pred.name
     if valid_predictions:
-        vpred = path.with_name(f"{record['run_id']}.valid.jsonl")
-        atomic_write_text(vpred, "".join(json.dumps(p) + "\n" for p in valid_predictions))
+        vpred = path.with_name(f"{record['run_id']}.valid.jsonl.gz")
+        atomic_write_gzip(vpred, "".join(json.dumps(p) + "\n" for p in valid_predictions))
         record["valid_predictions_file"] = vpred.name
     atomic_write_text(path, json.dumps(record, indent=1, default=str) + "\n")
     return path

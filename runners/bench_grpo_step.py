@@ -1,9 +1,11 @@
 """Benchmark: one GRPO step of our TRL-based trainer vs a minimal hand-written GRPO step on the same batch shape.
 
-Usage: python -m runners.bench_grpo_step [--dataset steam] [--profile cpu] [--steps 12]
+Usage: python -m runners.bench_grpo_step [--dataset steam] [--profile cpu] [--steps 12] [--tau-rounds 3]
 Both run in this one process on the shared SFT checkpoint, with the same settings (constrained sampling T 0.8,
 repetition penalty 1.05, G x prompts_per_step completions, BLADE proxy reward, grpo loss, beta, bf16 autocast,
 AdamW, grad clip 1.0). Prints the median step time of each (first 2 steps dropped) and the ratio.
+With --tau-rounds R it also alternates R times between BLADE (tau 0.3) and static BoN alignment (tau 0) trainers
+in this process and reports the ratio of their median step times (BLADE's "zero overhead" claim).
 """
 
 from __future__ import annotations
@@ -95,12 +97,13 @@ def main():
     ap.add_argument("--dataset", default="steam")
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--tau-rounds", type=int, default=0, help="alternate tau 0.3 / tau 0 trainers this many times")
     ap.add_argument("--out", default=None, help="write the numbers as JSON here")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     profile = get_profile(a.profile)
     ds = load_dataset(a.dataset, data_dir())
-    cfg = replace(BladeConfig(), **PROFILE_OVERRIDES.get(profile.name, {}), max_steps=a.steps, eval_every=0)
+    cfg = replace(BladeConfig(), **{**PROFILE_OVERRIDES.get(profile.name, {}), "max_steps": a.steps, "eval_every": 0})
     with tempfile.TemporaryDirectory() as tmp:
         ctx = RunContext(data=ds, profile=profile, seed=0, run_dir=Path(tmp), cache_dir=cache_dir())
         torch.manual_seed(0)
@@ -108,10 +111,21 @@ def main():
         torch.manual_seed(0)
         train_blade(ctx, cfg)
         trl = ctx.stats["step_times"]
+        taus = {0.3: [], 0.0: []}
+        for r in range(a.tau_rounds):
+            for tau in (0.3, 0.0) if r % 2 == 0 else (0.0, 0.3):
+                with tempfile.TemporaryDirectory() as tmp2:
+                    c2 = RunContext(data=ds, profile=profile, seed=r, run_dir=Path(tmp2), cache_dir=cache_dir())
+                    train_blade(c2, replace(cfg, tau=tau))
+                    taus[tau] += c2.stats["step_times"][2:]
     m, t = statistics.median(mine[2:]), statistics.median(trl[2:])
     res = {"dataset": a.dataset, "profile": a.profile, "G": cfg.G, "prompts_per_step": cfg.prompts_per_step,
            "minimal_median_s": m, "trl_median_s": t, "ratio_trl_over_minimal": t / m,
            "minimal_steps_s": mine, "trl_steps_s": trl, "torch_threads": torch.get_num_threads()}
+    if a.tau_rounds:
+        res.update({"blade_median_s": statistics.median(taus[0.3]), "static_median_s": statistics.median(taus[0.0]),
+                    "ratio_blade_over_static": statistics.median(taus[0.3]) / statistics.median(taus[0.0]),
+                    "tau_steps_each": len(taus[0.3])})
     print(json.dumps({k: v for k, v in res.items() if not k.endswith("steps_s")}, indent=1))
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=1))

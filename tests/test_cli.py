@@ -1,5 +1,6 @@
 """End-to-end CLI: a smoke run of the spine's methods writes records, re-runs skip, reports render; user errors."""
 
+import gzip
 import json
 import os
 import subprocess
@@ -11,6 +12,11 @@ import pytest
 from benchmark.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lines(path):
+    with gzip.open(path, "rt") as f:
+        return f.read().splitlines()
 
 
 def _cli(*args, env=None):
@@ -56,8 +62,8 @@ def test_smoke_run_records_skip_and_report(data_dir, tmp_path):
             assert 0.0 <= rec["metrics"][key] <= 1.0, key
         assert set(rec["timings"]) >= {"fit_s", "recommend_s"}
         assert rec["provenance"]["versions"]["trl"] == "1.16.0"
-        assert len((p.parent / rec["valid_predictions_file"]).read_text().splitlines()) == rec["n_valid"]
-        preds = (p.parent / rec["predictions_file"]).read_text().splitlines()
+        assert len(_lines(p.parent / rec["valid_predictions_file"])) == rec["n_valid"]
+        preds = _lines(p.parent / rec["predictions_file"])
         assert len(preds) == rec["n_test"] == 64
         lists = [json.loads(x)["items"] for x in preds]
         assert all(len(lst) == 10 == len(set(lst)) and min(lst) >= 0 for lst in lists)

@@ -284,7 +284,7 @@ def train_blade(ctx, cfg: BladeConfig) -> Path:
         temperature=cfg.temperature, top_p=1.0, top_k=0, repetition_penalty=cfg.repetition_penalty,
         beta=cfg.beta, epsilon=cfg.epsilon, loss_type="grpo", scale_rewards="group", num_iterations=1,
         max_grad_norm=1.0, weight_decay=0.0, warmup_steps=0, logging_steps=1, save_strategy="steps",
-        save_steps=max(1, cfg.eval_every), save_total_limit=1, report_to="none", disable_tqdm=False,
+        save_steps=cfg.eval_every or 10**9, save_total_limit=1, report_to="none", disable_tqdm=False,
         remove_unused_columns=False, shuffle_dataset=True, mask_truncated_completions=False,
         # dropout would make the policy's log-probs noisy against the (eval-mode) reference: ratio != 1 and KL > 0
         # at step 0 (measured: KL 0.027 at step 1 with the cpu profile's attention dropout 0.2)

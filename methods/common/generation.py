@@ -37,6 +37,7 @@ class GenerationResult:
         grounding: how many list entries each grounding path produced (``exact``, ``fuzzy``, ``embedding``,
             ``invalid``); in constrained mode every valid entry counts as ``exact``.
         truncated: returned sequences that hit ``max_new_tokens`` without EOS (0 in constrained mode).
+        generate_seconds: time inside ``model.generate`` only (constraint processor included, grounding excluded).
     """
 
     lists: list[list[list[int]]]
@@ -44,6 +45,7 @@ class GenerationResult:
     seconds: float
     grounding: dict[str, int]
     truncated: int = 0
+    generate_seconds: float = 0.0
 
 
 def generate_lists(
@@ -121,6 +123,7 @@ def generate_lists(
     counts: Counter[str] = Counter({path: 0 for path in GROUNDING_PATHS})
     lists: list[list[list[int]]] = []
     n_tokens = n_truncated = 0
+    gen_s = 0.0
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -135,8 +138,10 @@ def generate_lists(
             processors = LogitsProcessorList()
             if constrained:
                 processors.append(ListConstraintProcessor(trie, k, eos, prompt_len, batch_ex))
+            t_gen = time.perf_counter()
             with torch.no_grad(), autocast:
                 out = model.generate(**enc, logits_processor=processors, **gen_kwargs)
+            gen_s += time.perf_counter() - t_gen
             completions = out[:, prompt_len:].tolist()
             for p in range(len(batch)):
                 per_prompt = []
@@ -164,6 +169,7 @@ def generate_lists(
         seconds=time.perf_counter() - start,
         grounding=dict(counts),
         truncated=n_truncated,
+        generate_seconds=gen_s,
     )
 
 
