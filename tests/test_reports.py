@@ -57,7 +57,9 @@ def render(results: Path, tmp_path: Path) -> dict[str, str]:
 
 def test_files_written(results, tmp_path):
     out = render(results, tmp_path)
-    assert sorted(out) == ["table2_cpu.md", "table2_cpu.tex", "table3_cpu.md", "table3_cpu.tex"]
+    # the BoN-family records (blade_n here) also give Table 1 and the paired significance tests
+    assert sorted(out) == ["significance_cpu.md", "significance_cpu.tex", "table1_cpu.md", "table1_cpu.tex",
+                           "table2_cpu.md", "table2_cpu.tex", "table3_cpu.md", "table3_cpu.tex"]
 
 
 def test_table3_markdown(results, tmp_path):
