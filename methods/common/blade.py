@@ -13,7 +13,6 @@ checkpoints, multi-process) is TRL's.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -364,4 +363,4 @@ def load_sft_like(path: Path):
 
 
 __all__ = ["BladeConfig", "PROFILE_OVERRIDES", "train_blade", "blade_recommend", "ListGRPOTrainer",
-           "reference_lists", "dataclasses"]
+           "reference_lists"]

@@ -9,7 +9,6 @@ it lives in ``cache/sft/<dataset>-<key>/model`` and training state in ``.../work
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -135,4 +134,4 @@ def load_sft(path: Path):
     return model, tok, info
 
 
-__all__ = ["train_sft", "load_sft", "sft_dir", "prompt_completion", "SFT_SEED", "os"]
+__all__ = ["train_sft", "load_sft", "sft_dir", "prompt_completion", "SFT_SEED"]
