@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods.base import Method, RunContext
-from methods.common.blade import PROFILE_OVERRIDES, BladeConfig, blade_recommend, train_blade
+from methods.common.blade import PROFILE_OVERRIDES, BladeConfig, train_blade
+from methods.common.llm import greedy_lists
+from methods.common.sft import load_sft
 from methods.registry import register_method
 
 
@@ -29,8 +31,9 @@ class BladeN(Method):
         reward: str = "ndcg"
 
     def fit(self, ctx: RunContext) -> dict:
-        self.final = train_blade(ctx, self.config)
-        return {"model": str(self.final)}
+        final = train_blade(ctx, self.config)
+        self.model, self.tok, _ = load_sft(final)  # loaded here so recommend() latency is decoding only
+        return {"model": str(final)}
 
     def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
-        return blade_recommend(ctx, self.final, windows)
+        return greedy_lists(ctx, self.model, self.tok, windows)

@@ -343,24 +343,5 @@ def cfg_max_completion(trie, k: int) -> int:
     return k * (trie.max_item_len + len(trie.sep_ids)) + 1
 
 
-def blade_recommend(ctx, final: Path, windows):
-    model, tok, _ = load_sft_like(final)
-    return [s[0] for s in generate_for(ctx, model, tok, windows, mode="greedy").lists]
-
-
-@functools.lru_cache(maxsize=4)
-def _load(path: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    tok = AutoTokenizer.from_pretrained(path)
-    tok.padding_side = "left"
-    return model, tok
-
-
-def load_sft_like(path: Path):
-    return (*_load(str(path)), None)
-
-
-__all__ = ["BladeConfig", "PROFILE_OVERRIDES", "train_blade", "blade_recommend", "ListGRPOTrainer",
+__all__ = ["BladeConfig", "PROFILE_OVERRIDES", "train_blade", "ListGRPOTrainer",
            "reference_lists"]

@@ -47,3 +47,8 @@ def generate_for(ctx, model, tokenizer, windows: list[Window], mode: str = "gree
         for k, v in res.grounding.items():
             g[k] = g.get(k, 0) + v
     return res
+
+
+def greedy_lists(ctx, model, tokenizer, windows: list[Window]) -> list[list[int]]:
+    """One greedy constrained list per window (how every trained method is evaluated, design.md §4)."""
+    return [seqs[0] for seqs in generate_for(ctx, model, tokenizer, windows, mode="greedy").lists]

@@ -124,13 +124,14 @@ def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
 
 
 def load_sft(path: Path):
-    """(model, tokenizer, info) of a trained SFT checkpoint, model in eval mode."""
+    """(model, tokenizer, info) of a trained checkpoint (SFT, or an aligned policy: info is then {}), eval mode."""
     from transformers import AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(path)
     tok.padding_side = "left"
-    info = json.loads((Path(path) / "sft_info.json").read_text())
+    info_file = Path(path) / "sft_info.json"
+    info = json.loads(info_file.read_text()) if info_file.exists() else {}
     return model, tok, info
 
 
