@@ -34,7 +34,7 @@ def cmd_run(a) -> int:
     names = _datasets(a.datasets)
     dd = data_dir(a.data_dir)
     datasets = [load_dataset(n, dd) for n in names]
-    specs = plan(methods, datasets, profile, a.seeds, split_overrides(a.set))
+    specs = plan(methods, datasets, profile, a.seeds, split_overrides(a.set), splits=tuple(a.splits.split(",")))
     results_dir, cdir = Path(a.results_dir), Path(a.cache_dir) if a.cache_dir else cache_dir()
     logging.getLogger("benchmark").info("planned %d runs (%s x %s x seeds %s) -> %s", len(specs), ",".join(methods),
                                         ",".join(names), a.seeds, results_dir)
@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", default=None, help="default: $BENCHMARK_DATA_DIR, else ./data")
     r.add_argument("--results-dir", default="results/runs")
     r.add_argument("--cache-dir", default=None, help="default: $BENCHMARK_CACHE_DIR, else ./cache")
+    r.add_argument("--splits", default="valid,test", choices=["valid,test", "valid"],
+                   help="'valid' for tuning and sweeps: the test split is never decoded (records carry no test "
+                        "metrics; `report` renders them as a validation sweep table)")
     r.set_defaults(fn=cmd_run)
 
     rep = sub.add_parser("report", help="render tables (and figures) from records only")
@@ -136,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cpu_distributed_env() -> None:
-    """Multi-process on CPU: `accelerate launch --multi_gpu` / `torchrun` start N processes (accelerate's own `--cpu`
-    flag starts ONE unless MPI is installed). Without a GPU, initialise accelerate's shared state on CPU (gloo)
+    """Multi-process on CPU: `accelerate launch --multi_gpu` / `torchrun` start N processes (`accelerate launch --cpu`
+    is relaunched by `main`, see `_accelerate_cpu_processes`). Without a GPU, initialise accelerate's shared state on CPU (gloo)
     before anything else creates it: the first initialisation decides the backend for the whole process."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import torch
@@ -148,9 +151,47 @@ def _cpu_distributed_env() -> None:
             PartialState(cpu=True)
 
 
+def _accelerate_cpu_processes() -> int:
+    """N when this process was started by `accelerate launch --cpu --num_processes N` (N > 1), else 1.
+
+    Without MPI, accelerate's `--cpu` path runs its "simple" launcher: ONE process, told only ACCELERATE_USE_CPU and
+    MASTER_ADDR (set when N > 1), never N or a rank. N is read back from the launcher's own command line (its parent
+    process) with accelerate's own argument parser."""
+    env = os.environ
+    if "WORLD_SIZE" in env or "MASTER_ADDR" not in env or env.get("ACCELERATE_USE_CPU", "").lower() not in ("true",
+                                                                                                          "1"):
+        return 1
+    try:
+        argv = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return 1
+    starts = [i + 1 for i, a in enumerate(argv) if a == "launch" or a.endswith("accelerate.commands.launch")]
+    if not starts:
+        return 1
+    from accelerate.commands.launch import launch_command_parser
+
+    args, _ = launch_command_parser().parse_known_args([a for a in argv[starts[0]:] if a])
+    return int(args.num_processes or 1) if args.cpu else 1
+
+
+def _relaunch_on_cpu(n: int, argv: list[str]) -> int:
+    """Start the N processes `accelerate launch --cpu --num_processes N` asked for, with torch.distributed's
+    launcher (what `accelerate launch --multi_gpu` uses); each initialises gloo in `_cpu_distributed_env`."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--master_addr",
+           os.environ["MASTER_ADDR"], "--master_port", os.environ.get("MASTER_PORT", "29500"), "-m", "benchmark",
+           *argv]
+    logging.getLogger("benchmark").info("accelerate launch --cpu started one process; starting %d on CPU (gloo)", n)
+    return subprocess.run(cmd).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
-    _cpu_distributed_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    n = _accelerate_cpu_processes()
+    if n > 1:
+        return _relaunch_on_cpu(n, sys.argv[1:] if argv is None else argv)
+    _cpu_distributed_env()
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)

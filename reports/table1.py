@@ -7,7 +7,7 @@ import numpy as np
 from tabulate import tabulate
 
 from benchmark.metrics import paired_bootstrap
-from reports.records import load_predictions, row_key
+from reports.records import row_key, valid_user_means
 from reports.tables import DATASET_NAMES, N_BOOT, _order_datasets, _user_values, tex_escape
 
 # (row key, label) in the paper's order
@@ -101,18 +101,6 @@ def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> t
     return "\n".join(md), tex
 
 
-def _valid_users(record: dict, metric: str):
-    rows = load_predictions(record, "valid_predictions_file")
-    if rows is None:
-        return None, None
-    sums: dict[str, float] = {}
-    cnt: dict[str, int] = {}
-    for row in rows:
-        sums[row["user"]] = sums.get(row["user"], 0.0) + float(row["metrics"][metric])
-        cnt[row["user"]] = cnt.get(row["user"], 0) + 1
-    return {u: sums[u] / cnt[u] for u in sums}, {u: float(c) for u, c in cnt.items()}
-
-
 def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[str, str]:
     """The design's sanity bar: does BIGRec (the SFT model) beat Pop on VALIDATION? Paired user bootstrap."""
     body = []
@@ -121,8 +109,8 @@ def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[s
         if "bigrec" not in rows or "pop" not in rows:
             continue
         a, b = min(rows["bigrec"], key=lambda r: r["seed"]), min(rows["pop"], key=lambda r: r["seed"])
-        ua, w = _valid_users(a, metric)
-        ub, _ = _valid_users(b, metric)
+        ua, w = valid_user_means(a, metric)
+        ub, _ = valid_user_means(b, metric)
         if ua is None or ub is None or set(ua) != set(ub):
             continue
         res = paired_bootstrap(ua, ub, n_boot=N_BOOT, seed=0, weights=w)

@@ -371,7 +371,9 @@ def table2(records: list[dict], profile: str) -> tuple[str, str]:
 
 
 def render_all(results_dir: Path, out_dir: Path) -> list[Path]:
-    """Render Tables 2 and 3 (Markdown + LaTeX) for every profile found in the records.
+    """Render Tables 2 and 3 (Markdown + LaTeX) for every profile found in the records, Table 1 and the paired
+    significance table when BoN-family runs are present, GRPO diagnostics and Fig. 4a curves (``grpo_``/``curves_``)
+    for GRPO-trained runs, and ``sweep_``/``sweep_curves_<profile>`` for tuning records (`--splits valid`).
 
     Args:
         results_dir: root of ``<dataset>/<method>/<run_id>.json`` records.
@@ -383,12 +385,31 @@ def render_all(results_dir: Path, out_dir: Path) -> list[Path]:
     Raises:
         UserError: no records, or a malformed record/predictions file.
     """
-    records = dedupe(load_records(Path(results_dir)))
-    if not records:
+    from reports.grpo import curve_table, diagnostics_table, is_grpo, is_sweep
+
+    loaded = load_records(Path(results_dir))
+    if not loaded:
         raise UserError(f"no run records under {results_dir} (expected <dataset>/<method>/<run_id>.json)")
+    sweeps = [r for r in loaded if is_sweep(r)]  # tuning runs: validation only, never in the test tables
+    records = dedupe([r for r in loaded if not is_sweep(r)])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+
+    def write(name, md_tex):
+        for ext, text in zip(("md", "tex"), md_tex):
+            path = out_dir / f"{name}.{ext}"
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+
+    for profile in sorted({str(r["profile"]) for r in sweeps}):
+        recs = [r for r in sweeps if str(r["profile"]) == profile]
+        write(f"sweep_{profile}", diagnostics_table(recs, f"# Validation sweep ({profile} profile)\n\nTuning runs "
+                                                          "(`--splits valid`): the test split was not decoded."))
+        grpo = [r for r in recs if is_grpo(r)]
+        if grpo:
+            write(f"sweep_curves_{profile}", curve_table(grpo, f"# Validation sweep curves ({profile} profile): "
+                                                               "align-validation NDCG@5, mean over seeds"))
     for profile in sorted({str(r["profile"]) for r in records}):
         recs = [r for r in records if str(r["profile"]) == profile]
         from reports.table1 import sanity, significance, table1
@@ -399,9 +420,11 @@ def render_all(results_dir: Path, out_dir: Path) -> list[Path]:
             tables.append(("sanity", sanity(recs, profile)))
         if keys & {"bon_static", "blade_n", "bon_inference_n2", "bon_inference_n4"}:
             tables += [("table1", table1(recs, profile)), ("significance", significance(recs, profile))]
-        for name, (md, tex) in tables:
-            for ext, text in (("md", md), ("tex", tex)):
-                path = out_dir / f"{name}_{profile}.{ext}"
-                path.write_text(text, encoding="utf-8")
-                written.append(path)
+        grpo = [r for r in recs if is_grpo(r)]
+        if grpo:
+            tables += [("grpo", diagnostics_table(grpo, f"# GRPO diagnostics ({profile} profile)")),
+                       ("curves", curve_table(grpo, f"# Fig. 4a data ({profile} profile): align-validation NDCG@5 "
+                                                    "every E steps, mean over seeds"))]
+        for name, md_tex in tables:
+            write(f"{name}_{profile}", md_tex)
     return sorted(written)

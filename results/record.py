@@ -53,9 +53,10 @@ def record_path(results_dir: Path, dataset: str, method: str, run_id: str) -> Pa
 def write_run(results_dir: Path, record: dict, predictions: list[dict], valid_predictions: list[dict] = ()) -> Path:
     """Write predictions (test, then validation), then the record (the commit marker). Returns the record path."""
     path = record_path(results_dir, record["dataset"], record["method"], record["run_id"])
-    pred = path.with_name(f"{record['run_id']}.predictions.jsonl.gz")
-    atomic_write_gzip(pred, "".join(json.dumps(p) + "\n" for p in predictions))
-    record["predictions_file"] = pred.name
+    if predictions:  # a validation-only (tuning) run decodes no test window
+        pred = path.with_name(f"{record['run_id']}.predictions.jsonl.gz")
+        atomic_write_gzip(pred, "".join(json.dumps(p) + "\n" for p in predictions))
+        record["predictions_file"] = pred.name
     if valid_predictions:
         vpred = path.with_name(f"{record['run_id']}.valid.jsonl.gz")
         atomic_write_gzip(vpred, "".join(json.dumps(p) + "\n" for p in valid_predictions))

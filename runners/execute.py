@@ -69,16 +69,21 @@ def execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
     valid_s = time.time() - t0
     metrics_valid, per_window_valid = _score(ds, valid_lists, valid, profile.k)
 
-    test = eval_windows(spec, "test")
-    tokens_before = ctx.stats.get("tokens_generated", 0)
-    t0 = time.time()
-    test_lists = method.recommend(ctx, test)
-    recommend_s = time.time() - t0
-    test_tokens = ctx.stats.get("tokens_generated", 0) - tokens_before
-    metrics, per_window = _score(ds, test_lists, test, profile.k)
-    log.info("%s/%s seed %d: test NDCG@5 %.4f R@5 %.4f (valid NDCG@5 %.4f), fit %.1fs, recommend %.1fs",
-             ds.name, spec.method, spec.seed, metrics["ndcg@5"], metrics["recall@5"], metrics_valid["ndcg@5"],
-             fit_s, recommend_s)
+    test, test_lists, per_window, metrics, recommend_s, test_tokens = [], [], [], {}, None, 0
+    if "test" in spec.splits:
+        test = eval_windows(spec, "test")
+        tokens_before = ctx.stats.get("tokens_generated", 0)
+        t0 = time.time()
+        test_lists = method.recommend(ctx, test)
+        recommend_s = time.time() - t0
+        test_tokens = ctx.stats.get("tokens_generated", 0) - tokens_before
+        metrics, per_window = _score(ds, test_lists, test, profile.k)
+        log.info("%s/%s seed %d: test NDCG@5 %.4f R@5 %.4f (valid NDCG@5 %.4f), fit %.1fs, recommend %.1fs",
+                 ds.name, spec.method, spec.seed, metrics["ndcg@5"], metrics["recall@5"], metrics_valid["ndcg@5"],
+                 fit_s, recommend_s)
+    else:
+        log.info("%s/%s seed %d: valid NDCG@5 %.4f R@5 %.4f (test not decoded: --splits valid), fit %.1fs",
+                 ds.name, spec.method, spec.seed, metrics_valid["ndcg@5"], metrics_valid["recall@5"], fit_s)
 
     variant = {k: getattr(spec.config, k) for e in getattr(cls, "sweep", []) for k in e}
     suffix = "".join(f"_{k}{v}" for k, v in variant.items())
@@ -86,6 +91,7 @@ def execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
     record = {
         "run_id": spec.run_id, "method": spec.method, "variant": spec.method + suffix, "display_name": label,
         "category": cls.category, "dataset": ds.name, "profile": profile.name, "seed": spec.seed,
+        "splits": list(spec.splits),
         "config": {"method": dataclasses.asdict(spec.config), "profile": dataclasses.asdict(profile),
                    "data": dataclasses.asdict(ds.config)},
         "metrics": metrics, "metrics_valid": metrics_valid,

@@ -22,6 +22,7 @@ class RunSpec:
     config: Any  # the method's resolved Config dataclass
     data: Dataset
     run_id: str = ""
+    splits: tuple[str, ...] = ("valid", "test")  # ("valid",): tuning run, the test split is not decoded
 
 
 def parse_methods(arg: str) -> list[str]:
@@ -64,13 +65,17 @@ def split_sets(overrides: dict[str, str], profile: Profile, methods: list[str]) 
     return profile, rest
 
 
-def make_run_id(method: str, ds: Dataset, profile: Profile, seed: int, config) -> str:
-    return content_hash({"method": method, "dataset": ds.name, "data_hash": ds.data_hash,
-                         "profile": dataclasses.asdict(profile), "seed": seed, "config": dataclasses.asdict(config)})
+def make_run_id(method: str, ds: Dataset, profile: Profile, seed: int, config,
+                splits: tuple[str, ...] = ("valid", "test")) -> str:
+    key = {"method": method, "dataset": ds.name, "data_hash": ds.data_hash, "profile": dataclasses.asdict(profile),
+           "seed": seed, "config": dataclasses.asdict(config)}
+    if tuple(splits) != ("valid", "test"):  # only non-default splits enter the hash: existing ids stay valid
+        key["splits"] = list(splits)
+    return content_hash(key)
 
 
 def plan(methods: list[str], datasets: list[Dataset], profile: Profile, seeds: list[int],
-         overrides: dict[str, str]) -> list[RunSpec]:
+         overrides: dict[str, str], splits: tuple[str, ...] = ("valid", "test")) -> list[RunSpec]:
     """Datasets outermost (one SFT per dataset is shared by its runs), then methods in registry order, then seeds."""
     profile, rest = split_sets(overrides, profile, methods)
     specs = []
@@ -78,5 +83,6 @@ def plan(methods: list[str], datasets: list[Dataset], profile: Profile, seeds: l
         for m in methods:
             for cfg in resolve_configs(m, profile, rest):
                 for s in seeds:
-                    specs.append(RunSpec(m, ds.name, profile, s, cfg, ds, make_run_id(m, ds, profile, s, cfg)))
+                    specs.append(RunSpec(m, ds.name, profile, s, cfg, ds, make_run_id(m, ds, profile, s, cfg, splits),
+                                         tuple(splits)))
     return specs

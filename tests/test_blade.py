@@ -13,9 +13,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(args, tmp, env=None, launcher=None):
+def _run(args, tmp, env=None, launcher=None, res=None):
     cmd = (launcher or [sys.executable, "-m"]) + ["benchmark", "run", *args, "--datasets", "steam", "--profile",
-                                                  "smoke", "--results-dir", str(tmp / "res"), "--cache-dir",
+                                                  "smoke", "--results-dir", str(res or tmp / "res"), "--cache-dir",
                                                   str(tmp / "cache")]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200,
                        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
@@ -74,20 +74,50 @@ def test_inference_bon_sweeps_n_and_is_an_oracle(runs):
     assert b4["metrics"]["ndcg@10"] >= b2["metrics"]["ndcg@10"] - 0.02
 
 
-def test_two_processes_see_whole_groups(data_dir, runs):
+@pytest.mark.parametrize("flag", ["--cpu", "--multi_gpu"])
+def test_two_processes_see_whole_groups(data_dir, runs, flag):
     tmp, _ = runs
-    # `accelerate launch --multi_gpu` starts N processes through torch.distributed (accelerate's `--cpu` flag starts
-    # one unless MPI is installed); without a GPU the CLI puts accelerate on CPU/gloo.
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "-m"]
+    # the command is `accelerate launch --cpu --num_processes 2`: accelerate itself starts ONE process there
+    # (no MPI), and the CLI starts the 2 on gloo; `--multi_gpu` starts 2 through torch.distributed, and without a GPU
+    # the CLI puts accelerate on CPU/gloo.
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", flag, "--num_processes", "2", "-m"]
+    seed = {"--cpu": 1, "--multi_gpu": 2}[flag]
     # one prompt per step and G = 4: each process generates and scores HALF a group (2 rows); the estimator must
     # still count N_batch over the whole group, i.e. after the gather
-    _run(["--methods", "blade_n", "--data-dir", str(data_dir), "--seeds", "1", "--set", "prompts_per_step=1"], tmp,
-         launcher=launcher)
+    _run(["--methods", "blade_n", "--data-dir", str(data_dir), "--seeds", str(seed), "--set", "prompts_per_step=1"],
+         tmp, launcher=launcher)
     rec = next(json.loads(p.read_text()) for p in (tmp / "res" / "steam" / "blade_n").glob("*.json")
-               if json.loads(p.read_text())["seed"] == 1)
+               if json.loads(p.read_text())["seed"] == seed)
     st = rec["stats"]
     assert st["n_processes"] == 2 and st["rows_per_process"] == 2 and rec["config"]["method"]["G"] == 4
     assert st["grpo_steps"] == 16 and st["groups_checked"] == 16  # every gathered group was one prompt's 4 rows
+
+
+def test_validation_only_sweep_never_decodes_test(data_dir, runs):
+    from reports.tables import render_all
+
+    tmp, _ = runs
+    res = tmp / "sweep"
+    for tau in ("0.0", "1.0"):
+        _run(["--methods", "blade_n", "--data-dir", str(data_dir), "--splits", "valid", "--set", f"tau={tau}"], tmp,
+             res=res)
+    recs = [json.loads(p.read_text()) for p in (res / "steam" / "blade_n").glob("*.json")]
+    assert len(recs) == 2
+    for r in recs:
+        assert r["splits"] == ["valid"] and r["metrics"] == {} and "predictions_file" not in r
+        assert r["n_test"] == 0 and 0 <= r["metrics_valid"]["ndcg@5"] <= 1
+        assert all("frac_zero_spread_proxy" in h and "grad_norm" in h for h in r["stats"]["train_log"])
+    paths = render_all(res, tmp / "sweep_rep")
+    # no test tables from tuning runs: only the sweep's diagnostics and curves
+    assert [p.name for p in paths] == ["sweep_curves_smoke.md", "sweep_curves_smoke.tex", "sweep_smoke.md",
+                                       "sweep_smoke.tex"]
+    lines = (tmp / "sweep_rep" / "sweep_smoke.md").read_text().splitlines()
+    header = next(x for x in lines if x.startswith("| dataset"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    assert cols[:4] == ["dataset", "method", "tau", "seeds"]  # only the varied config field is a column
+    rows = [x for x in lines if x.startswith("| steam")]
+    assert len(rows) == 2 and "| 0.0 " in rows[0] and "| 1.0 " in rows[1]
+    assert "(p " in rows[1] and rows[0].rstrip(" |").endswith("—")  # τ = 1 is compared with its τ = 0 twin
 
 
 def test_report_renders_table1_and_significance(runs):
@@ -102,3 +132,7 @@ def test_report_renders_table1_and_significance(runs):
     sig = (tmp / "rep" / "significance_smoke.md").read_text()
     assert "BLADE-N − BoN Alignment" in sig and "BoN Alignment − SFT" in sig
     assert any(p.name == "table1_smoke.tex" for p in paths)
+    grpo = (tmp / "rep" / "grpo_smoke.md").read_text()  # GRPO diagnostics of blade_n and bon_static
+    assert "BLADE-N" in grpo and "BoN Alignment" in grpo and "zero-spread proxy" in grpo
+    curves = (tmp / "rep" / "curves_smoke.md").read_text()
+    assert "step 0" in curves and "BLADE-N" in curves

@@ -161,3 +161,36 @@ def test_reports_import_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
+
+
+def _grpo_record(method, tau, seed, grads, zero_spread, above, valid):
+    log = [{"step": i + 1, "grad_norm": g, "frac_zero_spread": z, "frac_zero_spread_proxy": z,
+            "frac_above_ref_max": above, "kl": 0.1} for i, (g, z) in enumerate(zip(grads, zero_spread))]
+    return {"run_id": f"{method}{seed}", "method": method, "display_name": method, "dataset": "steam", "seed": seed,
+            "config": {"method": {"tau": tau, "M": 64}}, "metrics_valid": {"ndcg@5": valid},
+            "stats": {"train_log": log, "grpo_seconds": 10.0,
+                      "valid_curve": [{"step": 0, "ndcg@5": 0.1}, {"step": 8, "ndcg@5": valid}]}}
+
+
+def test_grpo_diagnostics_hand_computed():
+    from reports.grpo import _decay, curve_table, diagnostics_table
+
+    grads = [4, 4, 2, 2, 1, 1, 1, 1]  # first quarter mean 4, last quarter mean 1
+    zs = [1, 1, 1, 1, 0, 0, 0, 0]
+    recs = [_grpo_record("bon_static", 0.0, s, grads, zs, 0.5, v) for s, v in ((0, 0.1), (1, 0.3))]
+    recs.append(_grpo_record("blade_n", 0.3, 0, [1] * 8, [0] * 8, 0.25, 0.2))
+    assert _decay(recs[0]) == pytest.approx(0.25)
+    assert _decay(_grpo_record("x", 0, 0, [1, 2, 3], [0] * 3, 0, 0)) is None  # < 4 steps: no quarter
+    md, tex = diagnostics_table(recs, "# t")
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in md.splitlines() if line.startswith("| steam")}
+    static = rows["bon_static"]
+    assert static[2] == "0.0" and static[3] == "0,1"  # tau is the varied column; M is not (same everywhere)
+    assert static[4] == "0.2000 ± 0.1414"  # mean and sample std of 0.1 and 0.3
+    assert static[5] == "0.1000 → 0.2000"
+    assert static[6] == "0.500 → 0.500"  # 8 steps: first 8 and last 8 are the same 8
+    assert static[8] == "0.500" and static[10] == "0.25"
+    assert rows["blade_n"][-1] == "—"  # no validation predictions: no paired test
+    curves, _ = curve_table(recs, "# c")
+    assert "| steam     | bon_static | 0.1000   | 0.2000   |" in curves
+    assert "\\hline" in tex or "\\toprule" in tex

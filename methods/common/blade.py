@@ -100,7 +100,9 @@ def reference_lists(ctx, sft_path: Path, align_idx: list[int], M: int, cfg: Blad
     """
     from accelerate import PartialState
 
-    key = content_hash({"sft": str(sft_path), "M": M, "T": cfg.temperature, "rp": cfg.repetition_penalty,
+    sft = Path(sft_path)  # keyed relative to the cache, so a moved or copied cache keeps its reference sets
+    sft_key = str(sft.relative_to(ctx.cache_dir)) if sft.is_relative_to(ctx.cache_dir) else str(sft)
+    key = content_hash({"sft": sft_key, "M": M, "T": cfg.temperature, "rp": cfg.repetition_penalty,
                         "k": ctx.profile.k, "excl": ctx.profile.exclude_history, "data": ctx.data.data_hash})
     path = ctx.cache_dir / "refsets" / f"{ctx.data.name}-{ctx.profile.name}-{key}.npz"
     state = PartialState()
@@ -183,6 +185,9 @@ class ListGRPOTrainer(GRPOTrainer):
         proxy = proxy_reward(cdf, self.cfg.n).to(raw.device)
         for name, v in (("raw_reward", groups.mean()), ("cdf_mean", cdf.mean()), ("proxy_reward", proxy.mean()),
                         ("frac_zero_spread", zero_spread_fraction(groups.cpu())),
+                        # groups the estimator gives no learning signal (all proxies equal): the static
+                        # estimator's saturation (every rollout above the reference max) shows up here
+                        ("frac_zero_spread_proxy", zero_spread_fraction(proxy.view(-1, G).cpu())),
                         ("raw_reward_best_of_group", groups.max(1).values.mean()),
                         ("frac_above_ref_max", (groups.cpu() > ref.cpu()[:, -1:]).float().mean()
                          if ref.shape[1] else torch.tensor(1.0))):
@@ -318,8 +323,8 @@ def train_blade(ctx, cfg: BladeConfig) -> Path:
     secs = time.time() - t0
     if curves.every and (not curves.valid or curves.valid[-1]["step"] != trainer.state.global_step):
         curves.valid.append({"step": trainer.state.global_step, **evaluate()})
-    keys = ("raw_reward", "proxy_reward", "cdf_mean", "frac_zero_spread", "kl", "frac_above_ref_max",
-            "raw_reward_best_of_group", "step_time")
+    keys = ("raw_reward", "proxy_reward", "cdf_mean", "frac_zero_spread", "frac_zero_spread_proxy", "kl",
+            "frac_above_ref_max", "raw_reward_best_of_group", "grad_norm", "step_time")
     log = [{k: h[k] for k in ("step", *keys) if k in h} for h in trainer.state.log_history if "raw_reward" in h]
     info = {"grpo_seconds": secs, "grpo_steps": trainer.state.global_step, "train_log": log,
             "valid_curve": curves.valid, "step_times": curves.step_times,
