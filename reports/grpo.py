@@ -112,7 +112,7 @@ def _twin(groups: dict[tuple, list[dict]], key: tuple, varied: list[str]) -> lis
 
 def diagnostics_table(records: list[dict[str, Any]], title: str) -> tuple[str, str]:
     """(Markdown, LaTeX): one row per (dataset, config, method) of GRPO-trained records, over seeds."""
-    rows, header_sets = [], []
+    rows, header_sets = [], []  # rows: [dataset, method, {varied field: value}, *cells]
     for ds in _order_datasets({r["dataset"] for r in records}):
         varied, groups = _groups([r for r in records if r["dataset"] == ds])
         header_sets.append(varied)
@@ -121,22 +121,22 @@ def diagnostics_table(records: list[dict[str, Any]], title: str) -> tuple[str, s
             curves = [r["stats"]["valid_curve"] for r in g if r.get("stats", {}).get("valid_curve")]
             curve = (f"{np.mean([c[0]['ndcg@5'] for c in curves]):.4f} → "
                      f"{np.mean([c[-1]['ndcg@5'] for c in curves]):.4f}") if curves else "—"
-            rows.append((varied, [ds, g[0]["display_name"], {k: json.loads(v) for k, v in zip(varied, key)},
-                                  ",".join(str(r["seed"]) for r in g),
-                                  _mean_std([r["metrics_valid"]["ndcg@5"] for r in g]), curve,
-                                  f"{_fmt([_log(r, 'frac_zero_spread', slice(None, EDGE)) for r in g])} → "
-                                  f"{_fmt([_log(r, 'frac_zero_spread', slice(-EDGE, None)) for r in g])}",
-                                  _fmt([_log(r, "frac_zero_spread_proxy") for r in g]),
-                                  _fmt([_log(r, "frac_above_ref_max") for r in g]),
-                                  _fmt([_log(r, "kl", slice(-EDGE, None)) for r in g]),
-                                  _fmt([_decay(r) for r in g], 2),
-                                  _fmt([r["stats"].get("grpo_seconds") for r in g], 0),
-                                  _vs_static(g, _twin(groups, key, varied))]))
+            rows.append([ds, g[0]["display_name"], {k: json.loads(v) for k, v in zip(varied, key)},
+                         ",".join(str(r["seed"]) for r in g),
+                         _mean_std([r["metrics_valid"]["ndcg@5"] for r in g]), curve,
+                         f"{_fmt([_log(r, 'frac_zero_spread', slice(None, EDGE)) for r in g])} → "
+                         f"{_fmt([_log(r, 'frac_zero_spread', slice(-EDGE, None)) for r in g])}",
+                         _fmt([_log(r, "frac_zero_spread_proxy") for r in g]),
+                         _fmt([_log(r, "frac_above_ref_max") for r in g]),
+                         _fmt([_log(r, "kl", slice(-EDGE, None)) for r in g]),
+                         _fmt([_decay(r) for r in g], 2),
+                         _fmt([r["stats"].get("grpo_seconds") for r in g], 0),
+                         _vs_static(g, _twin(groups, key, varied))])
     cols = sorted({k for v in header_sets for k in v})
     headers = ["dataset", "method", *cols, "seeds", "valid N@5", "align-valid N@5 first → last",
                "zero-spread raw, first 8 → last 8", "zero-spread proxy", "above ref max", "KL last 8",
                "grad decay", "GRPO s", "Δ valid N@5 vs τ = 0"]
-    body = [[r[0], r[1], *(r[2].get(c, "") for c in cols), *r[3:]] for _, r in rows]
+    body = [[r[0], r[1], *(r[2].get(c, "") for c in cols), *r[3:]] for r in rows]
     md = title + "\n\n" + tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
     tex = tabulate(body, headers=headers, tablefmt="latex", disable_numparse=True) + "\n"
     return md, tex
