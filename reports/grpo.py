@@ -17,16 +17,15 @@ Tuning runs (``benchmark run --splits valid``) never decode the test split; ``re
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import numpy as np
 from tabulate import tabulate
 
 from benchmark.metrics import paired_bootstrap
-from reports.records import valid_user_means
-from reports.tables import _order_datasets
+from reports.tables import N_BOOT, _order_datasets, mean_std, pooled_user_means
 
-N_BOOT = 1000
 EDGE = 8  # steps averaged at the start and at the end of training
 
 
@@ -37,12 +36,6 @@ def is_sweep(record: dict[str, Any]) -> bool:
 
 def is_grpo(record: dict[str, Any]) -> bool:
     return bool(record.get("stats", {}).get("train_log"))
-
-
-def _mean_std(xs: list[float]) -> str:
-    if not xs:
-        return "—"
-    return f"{np.mean(xs):.4f} ± {np.std(xs, ddof=1):.4f}" if len(xs) > 1 else f"{xs[0]:.4f}"
 
 
 def _fmt(xs: list, digits: int = 3) -> str:
@@ -63,23 +56,13 @@ def _decay(rec: dict) -> float | None:
     return float(np.mean(g[-q:]) / np.mean(g[:q]))
 
 
-def _pooled_valid_users(group: list[dict], metric: str) -> tuple[dict, dict] | tuple[None, None]:
-    """Per validation user: the mean of its windows, averaged over the group's seeds; weights = window counts."""
-    per_seed = [valid_user_means(r, metric) for r in group]
-    if any(m is None for m, _ in per_seed):
-        return None, None
-    users = set(per_seed[0][0])
-    if any(set(m) != users for m, _ in per_seed):
-        return None, None
-    return {u: float(np.mean([m[u] for m, _ in per_seed])) for u in users}, per_seed[0][1]
-
-
-def _vs_static(group: list[dict], twin: list[dict] | None, metric: str = "ndcg@5") -> str:
-    """Paired bootstrap over validation users of this row minus its τ = 0 twin (same config otherwise)."""
+def _vs_static(group: list[dict], twin: list[dict] | None, cache: dict, metric: str = "ndcg@5") -> str:
+    """Paired bootstrap over validation users of this row minus its τ = 0 twin (same config otherwise); each side's
+    users are pooled over seeds (a user's windows averaged, then averaged over seeds)."""
     if not twin:
         return "—"
-    a, w = _pooled_valid_users(group, metric)
-    b, _ = _pooled_valid_users(twin, metric)
+    a, w = pooled_user_means(group, metric, cache, "valid_predictions_file")
+    b, _ = pooled_user_means(twin, metric, cache, "valid_predictions_file")
     if a is None or b is None or set(a) != set(b):
         return "—"
     res = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0, weights=w)
@@ -112,6 +95,7 @@ def _twin(groups: dict[tuple, list[dict]], key: tuple, varied: list[str]) -> lis
 
 def diagnostics_table(records: list[dict[str, Any]], title: str) -> tuple[str, str]:
     """(Markdown, LaTeX): one row per (dataset, config, method) of GRPO-trained records, over seeds."""
+    cache: dict = {}  # per-record validation user means, shared by every row's paired test
     rows, header_sets = [], []  # rows: [dataset, method, {varied field: value}, *cells]
     for ds in _order_datasets({r["dataset"] for r in records}):
         varied, groups = _groups([r for r in records if r["dataset"] == ds])
@@ -123,7 +107,7 @@ def diagnostics_table(records: list[dict[str, Any]], title: str) -> tuple[str, s
                      f"{np.mean([c[-1]['ndcg@5'] for c in curves]):.4f}") if curves else "—"
             rows.append([ds, g[0]["display_name"], {k: json.loads(v) for k, v in zip(varied, key)},
                          ",".join(str(r["seed"]) for r in g),
-                         _mean_std([r["metrics_valid"]["ndcg@5"] for r in g]), curve,
+                         mean_std([r["metrics_valid"]["ndcg@5"] for r in g]), curve,
                          f"{_fmt([_log(r, 'frac_zero_spread', slice(None, EDGE)) for r in g])} → "
                          f"{_fmt([_log(r, 'frac_zero_spread', slice(-EDGE, None)) for r in g])}",
                          _fmt([_log(r, "frac_zero_spread_proxy") for r in g]),
@@ -131,7 +115,7 @@ def diagnostics_table(records: list[dict[str, Any]], title: str) -> tuple[str, s
                          _fmt([_log(r, "kl", slice(-EDGE, None)) for r in g]),
                          _fmt([_decay(r) for r in g], 2),
                          _fmt([r["stats"].get("grpo_seconds") for r in g], 0),
-                         _vs_static(g, _twin(groups, key, varied))])
+                         _vs_static(g, _twin(groups, key, varied), cache)])
     cols = sorted({k for v in header_sets for k in v})
     headers = ["dataset", "method", *cols, "seeds", "valid N@5", "align-valid N@5 first → last",
                "zero-spread raw, first 8 → last 8", "zero-spread proxy", "above ref max", "KL last 8",
@@ -147,9 +131,7 @@ def curve_table(records: list[dict[str, Any]], title: str) -> tuple[str, str]:
     body, steps = [], set()
     for ds in _order_datasets({r["dataset"] for r in records}):
         varied, groups = _groups([r for r in records if r["dataset"] == ds])
-        per_method = {k[-1]: 0 for k in groups}
-        for k in groups:
-            per_method[k[-1]] += 1
+        per_method = Counter(k[-1] for k in groups)
         for key in sorted(groups, key=lambda k: (k[-1], k[:-1])):
             name = groups[key][0]["display_name"]
             if per_method[key[-1]] > 1:  # several configs of one method: name them by the fields that vary

@@ -111,16 +111,3 @@ def load_predictions(record: dict[str, Any], field: str = "predictions_file") ->
             rows.append(row)
     return rows
 
-
-def valid_user_means(record: dict[str, Any], metric: str) -> tuple[dict, dict] | tuple[None, None]:
-    """Per validation user of one record: the mean of `metric` over the user's windows, and the window count
-    (the bootstrap weight). (None, None) when the record has no validation predictions."""
-    rows = load_predictions(record, "valid_predictions_file")
-    if rows is None:
-        return None, None
-    sums: dict[str, float] = {}
-    cnt: dict[str, int] = {}
-    for row in rows:
-        sums[row["user"]] = sums.get(row["user"], 0.0) + float(row["metrics"][metric])
-        cnt[row["user"]] = cnt.get(row["user"], 0) + 1
-    return {u: sums[u] / cnt[u] for u in sums}, {u: float(c) for u, c in cnt.items()}

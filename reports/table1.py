@@ -7,8 +7,8 @@ import numpy as np
 from tabulate import tabulate
 
 from benchmark.metrics import paired_bootstrap
-from reports.records import row_key, valid_user_means
-from reports.tables import DATASET_NAMES, N_BOOT, _order_datasets, _user_values, tex_escape
+from reports.records import row_key
+from reports.tables import DATASET_NAMES, N_BOOT, _order_datasets, mean_std, pooled_user_means, tex_escape
 
 # (row key, label) in the paper's order
 TABLE1_ROWS = (("bigrec", "Base (SFT)"), ("bon_inference_n2", "BoN (N = 2), oracle"),
@@ -27,11 +27,6 @@ def _by_row(records, dataset):
     return out
 
 
-def _fmt(vals: list[float], digits: int = 4) -> str:
-    m = float(np.mean(vals))
-    return f"{m:.{digits}f} ± {np.std(vals, ddof=1):.{digits}f}" if len(vals) > 1 else f"{m:.{digits}f}"
-
-
 def table1(records: list[dict], profile: str) -> tuple[str, str]:
     """NDCG@5 (mean ± std over seeds), test-split latency (s) and measured cost relative to SFT, per dataset."""
     md, tex = [f"# Table 1: accuracy vs inference cost ({profile} profile)", ""], []
@@ -47,7 +42,7 @@ def table1(records: list[dict], profile: str) -> tuple[str, str]:
                 continue
             t = [r["timings"]["recommend_s"] for r in recs]
             cost = f"{np.mean(t) / base_t:.2f}×" if base_t else "—"
-            body.append([label, _fmt([r["metrics"]["ndcg@5"] for r in recs]), _fmt(t, 2), cost])
+            body.append([label, mean_std([r["metrics"]["ndcg@5"] for r in recs]), mean_std(t, 2), cost])
         head = ["Method", "NDCG@5", "Time (s)", "Inference cost"]
         n_test = (base or next(iter(rows.values()), [{}]))[0].get("n_test", "?")
         md += [f"## {DATASET_NAMES.get(d, d)}", "", tabulate(body, head, tablefmt="pipe"), "",
@@ -57,21 +52,6 @@ def table1(records: list[dict], profile: str) -> tuple[str, str]:
         tex += [f"% {DATASET_NAMES.get(d, d)}", tabulate([[tex_escape(c) for c in row] for row in body], head,
                                                             tablefmt="latex_booktabs"), ""]
     return "\n".join(md), "\n".join(tex)
-
-
-def _pooled_users(recs: list[dict], metric: str, cache: dict):
-    """Each user's metric averaged over its windows, then over seeds; and its mean window count (bootstrap weight)."""
-    vals: dict[str, list[float]] = {}
-    cnts: dict[str, list[int]] = {}
-    for r in recs:
-        uv = _user_values(r, cache)
-        if uv is None:
-            return None, None
-        means, counts = uv[metric]
-        for u, v in means.items():
-            vals.setdefault(u, []).append(v)
-            cnts.setdefault(u, []).append(counts[u])
-    return {u: float(np.mean(v)) for u, v in vals.items()}, {u: float(np.mean(c)) for u, c in cnts.items()}
 
 
 def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[str, str]:
@@ -84,8 +64,8 @@ def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> t
         for a, b in COMPARISONS:
             if a not in rows or b not in rows:
                 continue
-            ua, w = _pooled_users(rows[a], metric, cache)
-            ub, _ = _pooled_users(rows[b], metric, cache)
+            ua, w = pooled_user_means(rows[a], metric, cache)
+            ub, _ = pooled_user_means(rows[b], metric, cache)
             if ua is None or ub is None or set(ua) != set(ub):
                 continue
             res = paired_bootstrap(ua, ub, n_boot=N_BOOT, seed=0, weights=w)
@@ -103,14 +83,15 @@ def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> t
 
 def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[str, str]:
     """The design's sanity bar: does BIGRec (the SFT model) beat Pop on VALIDATION? Paired user bootstrap."""
+    cache: dict = {}
     body = []
     for d in _order_datasets({r["dataset"] for r in records}):
         rows = _by_row(records, d)
         if "bigrec" not in rows or "pop" not in rows:
             continue
         a, b = min(rows["bigrec"], key=lambda r: r["seed"]), min(rows["pop"], key=lambda r: r["seed"])
-        ua, w = valid_user_means(a, metric)
-        ub, _ = valid_user_means(b, metric)
+        ua, w = pooled_user_means([a], metric, cache, "valid_predictions_file")
+        ub, _ = pooled_user_means([b], metric, cache, "valid_predictions_file")
         if ua is None or ub is None or set(ua) != set(ub):
             continue
         res = paired_bootstrap(ua, ub, n_boot=N_BOOT, seed=0, weights=w)

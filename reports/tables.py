@@ -92,14 +92,18 @@ def _methods(records: list[dict]) -> list[dict]:
 
 # --- per-user values for the bootstrap ------------------------------------------------------------------------
 
-def _user_values(record: dict, cache: dict) -> dict[str, tuple[dict[str, float], dict[str, int]]] | None:
+def _user_values(record: dict, cache: dict,
+                 field: str = "predictions_file") -> dict[str, tuple[dict[str, float], dict[str, int]]] | None:
     """``{metric: (user -> mean over the user's windows, user -> number of windows)}``; None without predictions.
 
-    `cache` (per rendering, keyed by record path) avoids re-reading a predictions file for every column.
+    `field` names the predictions file: ``predictions_file`` (test) or ``valid_predictions_file`` (validation).
+    `cache` (per rendering, keyed by record path and field) avoids re-reading a predictions file for every column.
     """
-    key = record["_path"]
+    if not record.get(field):  # the record names no predictions file
+        return None
+    key = (record["_path"], field)
     if key not in cache:
-        rows = load_predictions(record)
+        rows = load_predictions(record, field)
         if rows is None:
             cache[key] = None
         else:
@@ -117,11 +121,16 @@ def _user_values(record: dict, cache: dict) -> dict[str, tuple[dict[str, float],
     return cache[key]
 
 
-def _pooled_ci(recs: list[dict], metric: str, cache: dict) -> tuple[float, float] | None:
-    """95 % user-bootstrap CI, pooling seeds by averaging each user's value (and window count) across seeds."""
-    per_seed = [_user_values(r, cache) for r in recs]
-    if any(p is None for p in per_seed):
-        return None
+def pooled_user_means(recs: list[dict], metric: str, cache: dict,
+                      field: str = "predictions_file") -> tuple[dict[str, float], dict[str, float]] | tuple[None, None]:
+    """Pool seeds for a user bootstrap: each user's value averaged across the records (seeds), and its window count
+    averaged likewise (the bootstrap weight). Every seed evaluates the same windows, so the records must agree on the
+    users; (None, None) when they do not, when a record has no predictions, or when there are no users."""
+    per_seed = [_user_values(r, cache, field) for r in recs]
+    if not per_seed or any(p is None for p in per_seed):
+        return None, None
+    if len({frozenset(p[metric][0]) for p in per_seed}) > 1:
+        return None, None
     vals: dict[str, list[float]] = {}
     cnts: dict[str, list[int]] = {}
     for p in per_seed:
@@ -130,14 +139,25 @@ def _pooled_ci(recs: list[dict], metric: str, cache: dict) -> tuple[float, float
             vals.setdefault(u, []).append(v)
             cnts.setdefault(u, []).append(counts[u])
     if not vals:
-        return None
+        return None, None
     users = sorted(vals)
-    res = paired_bootstrap(
-        {u: float(np.mean(vals[u])) for u in users},
-        n_boot=N_BOOT,
-        seed=0,
-        weights={u: float(np.mean(cnts[u])) for u in users},
-    )
+    return {u: float(np.mean(vals[u])) for u in users}, {u: float(np.mean(cnts[u])) for u in users}
+
+
+def mean_std(vals: list[float], digits: int = 4) -> str:
+    """``mean ± sample std`` over seeds (ddof=1), the mean alone for one value, "—" for none."""
+    if not vals:
+        return "—"
+    m = float(np.mean(vals))
+    return f"{m:.{digits}f} ± {np.std(vals, ddof=1):.{digits}f}" if len(vals) > 1 else f"{m:.{digits}f}"
+
+
+def _pooled_ci(recs: list[dict], metric: str, cache: dict) -> tuple[float, float] | None:
+    """95 % user-bootstrap CI, pooling seeds by averaging each user's value (and window count) across seeds."""
+    means, weights = pooled_user_means(recs, metric, cache)
+    if means is None:
+        return None
+    res = paired_bootstrap(means, n_boot=N_BOOT, seed=0, weights=weights)
     return res["ci_low"], res["ci_high"]
 
 
@@ -385,7 +405,8 @@ def render_all(results_dir: Path, out_dir: Path) -> list[Path]:
     Raises:
         UserError: no records, or a malformed record/predictions file.
     """
-    from reports.grpo import curve_table, diagnostics_table, is_grpo, is_sweep
+    from reports.grpo import curve_table, diagnostics_table, is_grpo, is_sweep  # both import this module
+    from reports.table1 import sanity, significance, table1
 
     loaded = load_records(Path(results_dir))
     if not loaded:
@@ -412,8 +433,6 @@ def render_all(results_dir: Path, out_dir: Path) -> list[Path]:
                                                                "align-validation NDCG@5, mean over seeds"))
     for profile in sorted({str(r["profile"]) for r in records}):
         recs = [r for r in records if str(r["profile"]) == profile]
-        from reports.table1 import sanity, significance, table1
-
         tables = [("table2", table2(recs, profile)), ("table3", table3(recs, profile))]
         keys = {row_key(r) for r in recs}
         if {"bigrec", "pop"} <= keys:
