@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark.config import DATASETS, PROFILES, cache_dir, data_dir, get_profile, split_overrides
+from benchmark.config import DATASETS, PROFILES, SCRATCH_ONLY, cache_dir, data_dir, get_profile, split_overrides
 from benchmark.errors import UserError, unknown_name
 
 
@@ -35,6 +35,11 @@ def cmd_run(a) -> int:
     dd = data_dir(a.data_dir)
     datasets = [load_dataset(n, dd) for n in names]
     specs = plan(methods, datasets, profile, a.seeds, split_overrides(a.set), splits=tuple(a.splits.split(",")))
+    if a.dry_run:
+        from runners.plan import describe
+
+        print(describe(specs, int(os.environ.get("WORLD_SIZE", "1"))))
+        return 0
     results_dir, cdir = Path(a.results_dir), Path(a.cache_dir) if a.cache_dir else cache_dir()
     logging.getLogger("benchmark").info("planned %d runs (%s x %s x seeds %s) -> %s", len(specs), ",".join(methods),
                                         ",".join(names), a.seeds, results_dir)
@@ -63,6 +68,46 @@ def cmd_ls(a) -> int:
         print(f"  {m:<14} {c.display_name:<14} [{c.category}] {c.paper}")
     print("datasets:", ", ".join(DATASETS), "(or a path to a folder in a canonical format)")
     print("profiles:", ", ".join(f"{p.name} ({p.model}, {p.item_repr})" for p in PROFILES.values()))
+    return 0
+
+
+def profiles_markdown() -> str:
+    """Every profile's settings side by side, then the method settings that differ between profiles; generated
+    from the `Profile` objects and each method's resolved `Config` (never typed)."""
+    import dataclasses
+
+    from tabulate import tabulate
+
+    from methods.registry import all_methods
+    from runners.plan import resolve_configs
+
+    profiles = list(PROFILES.values())
+
+    def cell(v):
+        return "∞" if v == float("inf") else ("—" if v is None else str(v))
+
+    def value(p, name):  # the from-scratch model's size does not apply to a pretrained model
+        return "(pretrained)" if name in SCRATCH_ONLY and p.model != "scratch" else cell(getattr(p, name))
+
+    rows = [[f.name, *(value(p, f.name) for p in profiles)] for f in dataclasses.fields(profiles[0])
+            if f.name != "name"]
+    out = ["Profiles (`benchmark.config.PROFILES`):", "",
+           tabulate(rows, headers=["field", *(p.name for p in profiles)], tablefmt="github")]
+    rows = []
+    for m in all_methods():
+        cfgs = [resolve_configs(m, p, {}) for p in profiles]
+        for f in dataclasses.fields(cfgs[0][0]):
+            vals = [", ".join(dict.fromkeys(cell(getattr(c, f.name)) for c in cs)) for cs in cfgs]
+            if len(set(vals)) > 1:
+                rows.append([m, f.name, *vals])
+    out += ["", "Method settings that differ between profiles (each method's `profile_overrides`; the paper's "
+            "values are the Config defaults):", "",
+            tabulate(rows, headers=["method", "field", *(p.name for p in profiles)], tablefmt="github")]
+    return "\n".join(out)
+
+
+def cmd_profiles(a) -> int:
+    print(profiles_markdown())
     return 0
 
 
@@ -111,12 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--splits", default="valid,test", choices=["valid,test", "valid"],
                    help="'valid' for tuning and sweeps: the test split is never decoded (records carry no test "
                         "metrics; `report` renders them as a validation sweep table)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the resolved plan (windows per split, steps per stage, every config) and exit; "
+                        "loads no model and reaches no hub")
     r.set_defaults(fn=cmd_run)
 
     rep = sub.add_parser("report", help="render tables (and figures) from records only")
     rep.add_argument("--results-dir", default="results/reference")
     rep.add_argument("--out", default="reports")
     rep.set_defaults(fn=cmd_report)
+
+    pr = sub.add_parser("profiles", help="print every profile's settings side by side (Markdown)")
+    pr.set_defaults(fn=cmd_profiles)
 
     ls = sub.add_parser("ls", help="list methods, datasets and profiles")
     ls.set_defaults(fn=cmd_ls)

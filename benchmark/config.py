@@ -33,9 +33,19 @@ class Profile:
     k: list length. exclude_history: mask the prompt's history items in constrained decoding (design.md §4).
     constrained: prefix-trie constrained decoding (default for every method).
 
+    > Data protocol
+    align_source: where alignment prompts come from. "align": the align users' windows, which SFT never sees
+        (leak-free; design.md §2). "train": the paper's (§4.1.4) - SFT trains on every training user's windows
+        (sft + align users) and the alignment subset is sampled from those same windows.
+
     > SFT (= BIGRec = pi_ref for every alignment method)
-    sft_lr, sft_batch, sft_weight_decay, sft_warmup_steps: AdamW settings.
-    sft_max_epochs: an upper bound; the checkpoint is chosen by validation loss with early stopping.
+    sft_lr, sft_batch (per device), sft_weight_decay, sft_warmup_steps, sft_scheduler: AdamW and its schedule
+        ("cosine_with_min_lr" decays to 0.1 x lr; any other name is a transformers scheduler, e.g. "linear").
+    sft_max_epochs: the number of epochs (an upper bound when sft_early_stopping).
+    sft_early_stopping: keep the checkpoint with the best validation loss and stop after `sft_patience`
+        evaluations without improvement; False trains all epochs and keeps the last checkpoint (the paper).
+    sft_completion_only: the loss on the completion (target list) only; False also trains on the prompt tokens
+        (BIGRec upstream's train_on_inputs=True).
     sft_eval_every (steps), sft_patience (evaluations), sft_eval_windows (size of the fixed validation subset).
     sft_max_time_s: wall-time cap for SFT.
     lora: train LoRA adapters (peft) instead of all weights (pretrained models).
@@ -61,11 +71,15 @@ class Profile:
     k: int = 10
     exclude_history: bool = True
     constrained: bool = True
+    align_source: str = "align"
     sft_lr: float = 3e-4
     sft_batch: int = 32
     sft_weight_decay: float = 0.1
     sft_warmup_steps: int = 100
+    sft_scheduler: str = "cosine_with_min_lr"
     sft_max_epochs: float = 3.0
+    sft_early_stopping: bool = True
+    sft_completion_only: bool = True
     sft_eval_every: int = 50
     sft_patience: int = 6
     sft_eval_windows: int = 512
@@ -75,6 +89,10 @@ class Profile:
     max_eval_windows: int | None = None
     eval_batch: int = 64
 
+
+# Profile fields that only size the from-scratch model (a pretrained model brings its own).
+SCRATCH_ONLY = frozenset({"hidden", "layers", "heads", "intermediate", "attention_dropout", "bpe_vocab",
+                          "max_positions"})
 
 PROFILES: dict[str, Profile] = {
     # Tests and CI: a tiny Llama, a few hundred windows, every method in minutes.
@@ -86,22 +104,24 @@ PROFILES: dict[str, Profile] = {
     # The default benchmark on a 2-core CPU (design.md §6; lr/eval/patience from docs/feasibility.md, second probe).
     "cpu": Profile(name="cpu", attention_dropout=0.2),  # dropout chosen on steam validation (docs/benchmarks.md)
     # A real pretrained LLM on CPU (reduced subsets).
+    # Reduced so that SFT + BoN + BLADE on one dataset run in about an hour on a 2-core CPU (SmolLM2 trains at
+    # ~350 tok/s there; a steam window is ~190 tokens): 1,024 SFT windows, 128 valid / 128 test windows.
     "smollm2": Profile(
         name="smollm2", item_repr="title", model="smollm2", sft_lr=1e-4, sft_batch=8, sft_warmup_steps=20,
-        sft_max_epochs=1.0, sft_eval_every=100, sft_patience=3, sft_eval_windows=256, sft_max_time_s=3600.0,
-        max_sft_windows=4096, max_eval_windows=512, eval_batch=16, attention_dropout=0.0,
+        sft_max_epochs=1.0, sft_eval_every=32, sft_patience=3, sft_eval_windows=64, sft_max_time_s=3600.0,
+        max_sft_windows=1024, max_eval_windows=128, eval_batch=16, attention_dropout=0.0,
     ),
-    # The paper's setting (§4.1.4): Llama-3.2-1B-Instruct, SFT 3 epochs at lr 1e-4, on GPUs.
+    # The paper's setting (§4.1.4), on GPUs: Llama-3.2-1B-Instruct, SFT "on the full dataset for 3 epochs with a
+    # learning rate of 1e-4" (every training user's windows, last checkpoint), alignment prompts sampled from those
+    # training windows. Where the paper is silent (docs/design.md §6): BIGRec upstream's batch 128 (32 per device
+    # on the paper's 4 GPUs), 20 warm-up steps, HF's default linear schedule and no weight decay.
     "paper": Profile(
-        name="paper", item_repr="title", model="hf:meta-llama/Llama-3.2-1B-Instruct", sft_lr=1e-4, sft_batch=16,
-        sft_warmup_steps=20, sft_max_epochs=3.0, sft_eval_every=200, sft_patience=5, sft_eval_windows=512,
+        name="paper", item_repr="title", model="hf:meta-llama/Llama-3.2-1B-Instruct", align_source="train",
+        sft_lr=1e-4, sft_batch=32, sft_weight_decay=0.0, sft_warmup_steps=20, sft_scheduler="linear",
+        sft_max_epochs=3.0, sft_early_stopping=False, sft_eval_every=200, sft_patience=5, sft_eval_windows=512,
         sft_max_time_s=float("inf"), eval_batch=64, attention_dropout=0.0, bf16=True,
     ),
 }
-
-STEAM_GENRES = ("Action", "Adventure", "Casual", "Strategy", "RPG", "Simulation", "Massively Multiplayer", "Sports",
-                "Racing")
-
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -109,7 +129,10 @@ class DataConfig:
 
     min_user_interactions: drop users with fewer interactions (paper: 10), before and after the item filter.
     top_item_frac: keep this fraction of the most popular items (paper: 0.15 for Steam and Goodreads).
-    history_len / target_len / stride: sliding windows (10 -> next <= 10, stride 1).
+    history_len / target_len / stride: sliding windows (history 10 -> the next 10 items, stride 1).
+    min_target: the shortest target a window may have (paper §4.1.1: exactly 10; a recorded field). Lower it to
+        also keep the shorter windows at the end of a sequence (the pre-paper "next <= 10" task). Samples datasets
+        (Goodreads) are next-item: their target is one item, so their dataset.json sets target_len = min_target = 1.
     split: "user" (seeded 4-way user partition, leak-free) or "temporal" (global time cut-offs).
     split_fracs: sft / align / valid / test user fractions. split_seed: the partition seed (fixed across run seeds).
     genre_rule: "list" (keep the genres in `genres`), "first" (the first element of the category path).
@@ -121,6 +144,7 @@ class DataConfig:
     top_item_frac: float = 1.0
     history_len: int = 10
     target_len: int = 10
+    min_target: int = 10
     stride: int = 1
     split: str = "user"
     split_fracs: tuple[float, float, float, float] = (0.6, 0.2, 0.1, 0.1)
@@ -131,11 +155,9 @@ class DataConfig:
     samples_valid_frac: float = 0.10
 
 
-DATASETS: dict[str, DataConfig] = {
-    "steam": DataConfig(top_item_frac=0.15, genres=STEAM_GENRES),
-    "cds": DataConfig(genre_rule="first"),
-    "goodreads": DataConfig(top_item_frac=0.15),
-}
+# The datasets shipped in ./data. Each folder's settings live beside its files, in dataset.json (read by
+# benchmark.data.dataset_config), so a dataset given by name or by path is preprocessed the same way.
+DATASETS: tuple[str, ...] = ("steam", "cds", "goodreads")
 
 
 def get_profile(name: str) -> Profile:
@@ -144,9 +166,12 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
+PROJECT_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
 def data_dir(arg: str | os.PathLike | None = None) -> Path:
-    """`--data-dir`, else $BENCHMARK_DATA_DIR, else ./data."""
-    return Path(arg or os.environ.get("BENCHMARK_DATA_DIR") or "data")
+    """`--data-dir`, else $BENCHMARK_DATA_DIR, else the project's own ./data (the datasets ship with it)."""
+    return Path(arg or os.environ.get("BENCHMARK_DATA_DIR") or PROJECT_DATA)
 
 
 def cache_dir() -> Path:
@@ -212,5 +237,5 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-__all__ = ["Profile", "PROFILES", "DataConfig", "DATASETS", "get_profile", "data_dir", "cache_dir",
+__all__ = ["Profile", "PROFILES", "SCRATCH_ONLY", "DataConfig", "DATASETS", "get_profile", "data_dir", "cache_dir",
            "apply_overrides", "split_overrides", "to_dict", "field"]

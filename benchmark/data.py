@@ -4,8 +4,12 @@ Two canonical on-disk formats (shared/data/README.md):
   * interactions: ``interactions.csv.gz`` (user_id,item_id,timestamp) + ``items.jsonl``;
   * samples: ``samples.jsonl.gz`` (history, target, split) + ``items.jsonl``.
 
+Each dataset folder carries its preprocessing settings in ``dataset.json`` (fields of `DataConfig`), so a dataset
+given by name or by path is preprocessed identically.
+
 Preprocessing (paper §4.1.1, design.md §2) for interactions datasets: drop users with < 10 interactions; keep the
-15 % most popular items where configured, then drop short users again; 10 -> next <= 10 sliding windows (stride 1).
+15 % most popular items where configured, then drop short users again; history 10 -> next 10 sliding windows
+(stride 1; windows whose target is shorter than `min_target` = 10 are not tasks).
 Users are partitioned by a seeded shuffle into sft / align / valid / test (60/20/10/10): SFT trains on the sft users'
 windows only, alignment prompts come from the align users (never seen by SFT), and valid/test users give all their
 windows. Samples datasets (Goodreads) come pre-windowed: train -> sft/align (75/25), valid = 10 % of sft.
@@ -22,6 +26,9 @@ import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import dataclasses
+import typing
 
 from benchmark.config import DATASETS, DataConfig
 from benchmark.errors import UserError, unknown_name
@@ -81,22 +88,54 @@ class Dataset:
         return [frozenset(it.genres) for it in self.items]
 
 
+def available_datasets(data_dir: Path) -> list[str]:
+    """The dataset folders under `data_dir` (those holding an items.jsonl), plus the shipped names."""
+    found = sorted(p.name for p in Path(data_dir).glob("*/items.jsonl") for p in [p.parent])
+    return list(dict.fromkeys([*DATASETS, *found]))
+
+
 def resolve_dataset_dir(name_or_path: str, data_dir: Path) -> tuple[str, Path]:
-    """A dataset is a known name (a folder under `data_dir`) or a path to any folder in a canonical format."""
+    """A dataset is a name (a folder under `data_dir`) or a path to any folder in a canonical format."""
     p = Path(name_or_path)
     if p.is_dir() and (p / "items.jsonl").exists():
         return p.name, p
-    if name_or_path in DATASETS:
-        d = data_dir / name_or_path
-        if not (d / "items.jsonl").exists():
-            raise UserError(
-                f"dataset {name_or_path!r} not found in {d} (no items.jsonl). Set --data-dir or BENCHMARK_DATA_DIR "
-                f"to the folder holding {name_or_path}/, or import it: python -m benchmark data import "
-                f"{name_or_path} --raw-dir RAW --out {d}")
+    d = Path(data_dir) / name_or_path
+    if (d / "items.jsonl").exists():
         return name_or_path, d
+    if name_or_path in DATASETS:
+        raise UserError(
+            f"dataset {name_or_path!r} not found in {d} (no items.jsonl). Set --data-dir or BENCHMARK_DATA_DIR "
+            f"to the folder holding {name_or_path}/, or import it: python -m benchmark data import "
+            f"{name_or_path} --raw-dir RAW --out {d}")
     if p.exists():
         raise UserError(f"{p} is not a dataset folder: it needs items.jsonl and interactions.csv.gz or samples.jsonl.gz")
-    raise unknown_name("dataset", name_or_path, DATASETS)
+    raise unknown_name("dataset", name_or_path, available_datasets(data_dir))
+
+
+def dataset_config(d: Path) -> DataConfig:
+    """The preprocessing settings of dataset folder `d`: `DataConfig` defaults updated by ``d/dataset.json``."""
+    path = Path(d) / "dataset.json"
+    if not path.exists():
+        return DataConfig()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a JSON object of DataConfig fields, got {type(raw).__name__}")
+    hints = typing.get_type_hints(DataConfig)
+    valid = {f.name for f in dataclasses.fields(DataConfig)}
+    out = {}
+    for key, value in raw.items():
+        if key not in valid:
+            raise UserError(f"{path}: unknown field {key!r}. Valid fields: {', '.join(sorted(valid))}")
+        want = typing.get_origin(hints[key]) or hints[key]
+        value = tuple(value) if want is tuple and isinstance(value, list) else value
+        value = float(value) if want is float and isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(value, want) or isinstance(value, bool) is not (want is bool):
+            raise UserError(f"{path}: field {key!r} must be a {want.__name__}, got {value!r}")
+        out[key] = value
+    return DataConfig(**out)
 
 
 def _read_items(path: Path) -> list[dict]:
@@ -180,14 +219,19 @@ def _unique_titles(raw_items: list[dict]) -> list[str]:
 
 
 def _user_windows(user: str, seq: list[int], cfg: DataConfig) -> list[Window]:
+    """History `history_len` -> the next `target_len` items, every `stride`; targets shorter than `min_target`
+    (the end of a sequence) are dropped."""
     h, L = cfg.history_len, cfg.target_len
-    return [Window(user, tuple(seq[s:s + h]), tuple(seq[s + h:s + h + L])) for s in range(0, len(seq) - h, cfg.stride)]
+    return [Window(user, tuple(seq[s:s + h]), tuple(seq[s + h:s + h + L]))
+            for s in range(0, len(seq) - h - cfg.min_target + 1, cfg.stride)]
 
 
 def load_dataset(name_or_path: str, data_dir: Path, cfg: DataConfig | None = None) -> Dataset:
     """Load, preprocess and split a dataset. Deterministic given (files, cfg)."""
     name, d = resolve_dataset_dir(name_or_path, data_dir)
-    cfg = cfg or DATASETS.get(name, DataConfig())
+    cfg = cfg or dataset_config(d)
+    if not 1 <= cfg.min_target <= cfg.target_len:
+        raise UserError(f"{d}: min_target = {cfg.min_target} must be between 1 and target_len = {cfg.target_len}")
     if cfg.split not in ("user", "temporal"):
         raise UserError(f"data split {cfg.split!r} unknown. Valid: user, temporal")
     if abs(sum(cfg.split_fracs) - 1) > 1e-6:
@@ -253,7 +297,7 @@ def _load_interactions(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
     stats = {
         "format": "interactions", "raw": raw_stats, "users": len(users), "items": len(items),
         "interactions": sum(len(s) for s in int_seqs.values()),
-        "users_without_window": sum(1 for u in users if len(int_seqs[u]) <= cfg.history_len),
+        "users_without_window": sum(1 for u in users if len(int_seqs[u]) < cfg.history_len + cfg.min_target),
         "split_users": {s: len(groups[s]) for s in SPLITS},
         "windows": {s: len(splits[s]) for s in SPLITS},
         "mean_target_len": {s: (sum(len(w.target) for w in splits[s]) / max(1, len(splits[s]))) for s in SPLITS},
@@ -303,11 +347,31 @@ def cap_windows(windows: list[Window], cap: int | None, seed: int = 0) -> list[W
     return [windows[i] for i in keep]
 
 
-def alignment_subset(ds: Dataset, n_train: int, n_valid: int, seed: int) -> tuple[list[Window], list[Window]]:
-    """The seeded alignment prompts (paper: 4,096 train / 512 valid) drawn from the align users' windows."""
-    pool = ds.splits["align"]
+ALIGN_SOURCES = ("align", "train")
+
+
+def sft_windows(ds: Dataset, align_source: str = "align") -> list[Window]:
+    """The windows SFT trains on: the sft users' (align_source "align", leak-free alignment prompts), or every
+    training user's, sft + align (align_source "train": the paper, §4.1.4, SFTs "on the full dataset")."""
+    if align_source not in ALIGN_SOURCES:
+        raise UserError(f"align_source {align_source!r} unknown. Valid: {', '.join(ALIGN_SOURCES)}")
+    return ds.splits["sft"] + (ds.splits["align"] if align_source == "train" else [])
+
+
+def alignment_pool(ds: Dataset, align_source: str = "align") -> list[Window]:
+    """Where alignment prompts are drawn from: the align users' windows, which SFT never saw ("align"), or the SFT
+    training windows themselves ("train", the paper's "sampled from the training data")."""
+    return ds.splits["align"] if align_source == "align" else sft_windows(ds, align_source)
+
+
+def alignment_subset(ds: Dataset, n_train: int, n_valid: int, seed: int,
+                     align_source: str = "align") -> tuple[list[Window], list[Window]]:
+    """The seeded alignment prompts (paper: 4,096 train / 512 valid), disjoint, from `alignment_pool`."""
+    pool = alignment_pool(ds, align_source)
     if n_train + n_valid > len(pool):
-        raise UserError(f"{ds.name}: alignment subset {n_train}+{n_valid} exceeds the {len(pool)} align windows")
+        where = "align-user" if align_source == "align" else "SFT training"
+        raise UserError(f"{ds.name}: alignment subset {n_train}+{n_valid} exceeds the {len(pool)} {where} windows "
+                        f"(align_source={align_source!r}); lower n_align_train/n_align_valid with --set")
     pick = random.Random(seed).sample(range(len(pool)), n_train + n_valid)
     return [pool[i] for i in pick[:n_train]], [pool[i] for i in pick[n_train:]]
 

@@ -4,6 +4,12 @@
 * ``item_token`` representation: one vocabulary token per item (``<item_17>``); a list is K tokens.
 A completion is ``sep.join(items)``; the tokenizer's EOS token ends it (TRL's SFTTrainer appends it for training,
 generation stops on it). Chat models (SmolLM2, Llama-Instruct) get the prompt through their chat template.
+
+One tokenisation: a prompt string is turned into ids by the tokenizer's own ``__call__`` WITH its special tokens,
+everywhere: TRL does so for SFT, GRPO rollouts and DPO data, and `encode_prompts` does so for our generation
+(evaluation, reference sets, BoN sampling). A chat template writes the BOS text itself, so for a tokenizer that also
+adds BOS on encode (Llama-3's does) the rendered prompt leaves the template's BOS out; otherwise such a tokenizer
+would see two BOS tokens (tests/test_tokenisation.py).
 """
 
 from __future__ import annotations
@@ -35,8 +41,28 @@ def build_prompt(rendered: Sequence[str], history: Sequence[int], item_repr: str
         user = (f"I recently interacted with these items, oldest first:\n{lines}\n\n"
                 f"Recommend the next {k} items I will like, one title per line.")
         msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
-        return tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+        return _without_added_bos(tokenizer, tokenizer.apply_chat_template(msgs, add_generation_prompt=True,
+                                                                           tokenize=False))
     return f"User history, oldest first:\n{lines}\nRecommend the next {k} items:\n"
+
+
+def adds_bos(tokenizer) -> bool:
+    """Whether encoding with special tokens puts the BOS token in front (Llama-3: yes; SmolLM2, ours: no)."""
+    bos = tokenizer.bos_token_id
+    return bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
+
+
+def _without_added_bos(tokenizer, text: str) -> str:
+    bos = tokenizer.bos_token
+    if bos and text.startswith(bos) and adds_bos(tokenizer):
+        return text[len(bos):]
+    return text
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str], **kwargs):
+    """Token ids of rendered prompts, exactly as TRL tokenises them (the tokenizer's own special tokens added).
+    Keyword arguments go to the tokenizer (e.g. ``return_tensors="pt", padding=True, padding_side="left"``)."""
+    return tokenizer(list(prompts), add_special_tokens=True, **kwargs)
 
 
 def build_completion(rendered: Sequence[str], items: Sequence[int], item_repr: str) -> str:

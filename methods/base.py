@@ -74,6 +74,7 @@ class Method(abc.ABC):
         display_name: how tables print it (``"S-DPO"``, ``"D³"``).
         paper: citation of the method's paper.
         category: Table 3 group: ``"llm"``, ``"inference"``, ``"listwise"``, ``"ours"`` or ``"reference"``.
+        uses_sft: starts from the shared SFT checkpoint (π_ref); `--dry-run` lists that stage for it.
         Config: a dataclass of the method's hyper-parameters with the paper's defaults. The runner resolves it
             (defaults, then ``--set key=value`` overrides, type-checked) and stores it in every record.
     """
@@ -82,6 +83,7 @@ class Method(abc.ABC):
     display_name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     category: ClassVar[str] = "reference"
+    uses_sft: ClassVar[bool] = False
 
     @dataclass
     class Config:

@@ -24,6 +24,7 @@ class BIGRec(Method):
     display_name = "BIGRec"
     paper = "Bao et al., A Bi-Step Grounding Paradigm for LLMs in Recommendation Systems, TORS 2025"
     category = "llm"
+    uses_sft = True
 
     @dataclass
     class Config:

@@ -22,6 +22,7 @@ class BladeR(Method):
     display_name = "BLADE-R"
     paper = "Beyond Static Best-of-N: Bayesian List-wise Alignment for LLM-based Recommendation, SIGIR 2026"
     category = "ours"
+    uses_sft = True
     profile_overrides = PROFILE_OVERRIDES
 
     @dataclass

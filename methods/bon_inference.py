@@ -21,6 +21,7 @@ class BoNInference(Method):
     display_name = "BoN (oracle)"
     paper = "Best-of-N sampling with oracle selection (BLADE paper Eq. 4, Table 1)"
     category = "inference"
+    uses_sft = True
     sweep = [{"n": 2}, {"n": 4}]  # Table 1 reports both
 
     @dataclass

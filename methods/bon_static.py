@@ -22,6 +22,7 @@ class BoNStatic(Method):
     display_name = "BoN Alignment"
     paper = "Amini et al., Variational Best-of-N Alignment, ICLR 2025"
     category = "listwise"
+    uses_sft = True
     profile_overrides = PROFILE_OVERRIDES
 
     @dataclass

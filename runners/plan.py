@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from benchmark.config import Profile, apply_overrides
-from benchmark.data import Dataset
+from benchmark.data import Dataset, alignment_pool, alignment_subset, cap_windows, sft_windows
 from benchmark.errors import UserError
 from methods.common.models import content_hash
 from methods.registry import all_methods, get_method
@@ -86,3 +88,69 @@ def plan(methods: list[str], datasets: list[Dataset], profile: Profile, seeds: l
                     specs.append(RunSpec(m, ds.name, profile, s, cfg, ds, make_run_id(m, ds, profile, s, cfg, splits),
                                          tuple(splits)))
     return specs
+
+
+def _source(profile: Profile) -> str:
+    return "sft users" if profile.align_source == "align" else "every training user (sft + align)"
+
+
+def stages(spec: RunSpec, n_processes: int = 1) -> list[str]:
+    """The work `spec` will do, in words and numbers, computed from its configs without loading any model.
+
+    Stages are read from the config fields the shared trainers use (SFT: the profile's `sft_*`; alignment:
+    `n_align_train` / `n_align_valid`, `M`, `prompts_per_step`, `G`, `epochs`, `max_steps`), so a new method that
+    uses them is described with no edit here. Raises the same UserError the run would (e.g. an alignment subset
+    larger than its pool)."""
+    cls, p, c, ds = get_method(spec.method), spec.profile, spec.config, spec.data
+    out = []
+    if cls.uses_sft:
+        n = len(cap_windows(sft_windows(ds, p.align_source), p.max_sft_windows))
+        per_epoch = math.ceil(n / (p.sft_batch * n_processes))
+        steps = math.ceil(per_epoch * p.sft_max_epochs)
+        stop = (f"at most {steps} steps, checkpoint by validation loss (patience {p.sft_patience})"
+                if p.sft_early_stopping else f"{steps} steps, last checkpoint")
+        out.append(f"SFT (shared by every LLM method): {n:,} windows of {_source(p)}, batch {p.sft_batch} x "
+                   f"{n_processes} process(es), {p.sft_max_epochs:g} epochs at lr {p.sft_lr:g} = {stop}")
+    if hasattr(c, "n_align_train"):
+        pool = alignment_pool(ds, p.align_source)
+        alignment_subset(ds, c.n_align_train, c.n_align_valid, spec.seed, p.align_source)  # fits, or UserError
+        what = "align-user windows (never seen by SFT)" if p.align_source == "align" else "SFT training windows"
+        out.append(f"alignment subset (seed {spec.seed}): {c.n_align_train:,} train + {c.n_align_valid:,} valid "
+                   f"windows sampled from the {len(pool):,} {what}")
+        if getattr(c, "M", 0):
+            out.append(f"reference set: M = {c.M} lists x {c.n_align_train:,} prompts sampled once from pi_ref "
+                       f"(cached per SFT checkpoint and M, shared by seeds and sweeps)")
+        if hasattr(c, "prompts_per_step"):
+            steps = c.max_steps if getattr(c, "max_steps", -1) > 0 else math.ceil(
+                math.ceil(c.n_align_train / c.prompts_per_step) * c.epochs)
+            group = f" x G = {c.G} rollouts" if hasattr(c, "G") else ""
+            out.append(f"training: {c.prompts_per_step} prompts{group} per step, {c.epochs:g} epochs at lr "
+                       f"{c.lr:g} = {steps:,} steps")
+    n_valid = len(cap_windows(ds.splits["valid"], p.max_eval_windows))
+    n_test = len(cap_windows(ds.splits["test"], p.max_eval_windows))
+    test = f", test {n_test:,} windows" if "test" in spec.splits else " (test not decoded)"
+    out.append(f"evaluation (greedy unless the method says otherwise): valid {n_valid:,}{test}")
+    return out
+
+
+def describe(specs: list[RunSpec], n_processes: int = 1) -> str:
+    """The resolved plan as text (`benchmark run --dry-run`): per dataset its windows, then per run its stages and
+    its full configs. Nothing is loaded but the datasets."""
+    lines, seen_profile, seen_data = [], False, set()
+    for spec in specs:
+        if not seen_profile:
+            lines.append(f"profile {spec.profile.name}: {json.dumps(dataclasses.asdict(spec.profile))}")
+            seen_profile = True
+        ds = spec.data
+        if ds.name not in seen_data:
+            seen_data.add(ds.name)
+            w = ds.stats["windows"]
+            lines += ["", f"dataset {ds.name} ({ds.fmt}, data hash {ds.data_hash}): {ds.n_items:,} items; windows "
+                      + ", ".join(f"{k} {v:,}" for k, v in w.items())
+                      + f"; mean target length {ds.stats['mean_target_len']['test']:g}",
+                      f"  data config: {json.dumps(dataclasses.asdict(ds.config))}"]
+        lines.append(f"  run {spec.method} seed {spec.seed} (id {spec.run_id})")
+        lines += [f"    - {s}" for s in stages(spec, n_processes)]
+        lines.append(f"    config: {json.dumps(dataclasses.asdict(spec.config))}")
+    lines.append(f"\n{len(specs)} runs planned; nothing was trained (--dry-run)")
+    return "\n".join(lines)

@@ -1,12 +1,14 @@
 """Datasets: preprocessing, leak-free splits, windows, Table 2, malformed-file errors."""
 
+import dataclasses
 import gzip
 import json
+import shutil
 
 import pytest
 
 from benchmark.config import DataConfig
-from benchmark.data import SPLITS, alignment_subset, load_dataset, table2_row
+from benchmark.data import SPLITS, alignment_subset, dataset_config, load_dataset, sft_windows, table2_row
 from benchmark.errors import UserError
 
 
@@ -20,7 +22,7 @@ def test_user_splits_are_disjoint_and_cover_all_users(data_dir, name):
     for i, a in enumerate(SPLITS):
         for b in SPLITS[i + 1:]:
             assert not (_users(ds, a) & _users(ds, b)), f"user in {a} and {b}"
-    # users without any window (exactly 10 interactions) are reported, never silently lost
+    # users without any window (fewer than 10 + 10 interactions) are reported, never silently lost
     with_windows = sum(len(_users(ds, s)) for s in SPLITS)
     assert with_windows + ds.stats["users_without_window"] == ds.stats["users"]
     fr = [ds.stats["split_users"][s] / ds.stats["users"] for s in SPLITS]
@@ -32,22 +34,22 @@ def test_steam_preprocessing_matches_the_paper_protocol(steam):
     assert steam.n_items == 539
     assert len({it.title for it in steam.items}) == steam.n_items
     for s in SPLITS:
-        for w in steam.splits[s][:500]:
-            assert len(w.history) == 10 and 1 <= len(w.target) <= 10
-    # every test user gives ALL its stride-1 windows: #windows = len(sequence) - 10
-    n = sum(max(0, len(seq) - 10) for seq in steam.sequences["test"])
+        for w in steam.splits[s]:
+            assert len(w.history) == 10 and len(w.target) == 10  # the paper's 10 -> 10 task, no shorter targets
+    # every test user gives ALL its stride-1 windows: #windows = len(sequence) - 10 - 10 + 1
+    n = sum(max(0, len(seq) - 19) for seq in steam.sequences["test"])
     assert n == len(steam.splits["test"])
     assert set(steam.genre_set) <= {"Action", "Adventure", "Casual", "Strategy", "RPG", "Simulation",
                                     "Massively Multiplayer", "Sports", "Racing"}
 
 
 def test_windows_are_consecutive_slices(steam):
-    # sequences and windows are both in user order: the first user with >= 12 items owns the first windows
+    # sequences and windows are both in user order: the first user with >= 21 items owns the first windows
     skipped = 0
     for seq in steam.sequences["valid"]:
-        if len(seq) >= 12:
+        if len(seq) >= 21:
             break
-        skipped += max(0, len(seq) - 10)
+        skipped += max(0, len(seq) - 19)
     wins = steam.splits["valid"][skipped:skipped + 2]
     assert wins[0].history == tuple(seq[:10]) and wins[0].target == tuple(seq[10:20])
     assert wins[1].history == tuple(seq[1:11])
@@ -71,6 +73,44 @@ def test_alignment_subset_is_seeded_and_from_align_users(steam):
     assert not set(a1) & set(v1)
 
 
+def test_min_target_keeps_the_shorter_end_of_sequence_windows_only_when_asked(data_dir, steam):
+    short = load_dataset("steam", data_dir, dataclasses.replace(steam.config, min_target=1))
+    assert short.data_hash != steam.data_hash and short.config.min_target == 1
+    lengths = [len(w.target) for w in short.splits["test"]]
+    assert min(lengths) == 1 and max(lengths) == 10
+    assert sum(n == 10 for n in lengths) == len(steam.splits["test"])
+    assert len(short.splits["test"]) == sum(max(0, len(seq) - 10) for seq in short.sequences["test"])
+    with pytest.raises(UserError, match="min_target = 11 must be between 1 and target_len = 10"):
+        load_dataset("steam", data_dir, dataclasses.replace(steam.config, min_target=11))
+
+
+def test_paper_alignment_source_draws_from_the_sft_training_windows(steam):
+    train = sft_windows(steam, "train")
+    assert train == steam.splits["sft"] + steam.splits["align"] and sft_windows(steam) == steam.splits["sft"]
+    a, v = alignment_subset(steam, 4096, 512, seed=0, align_source="train")
+    assert len(a) == 4096 and len(v) == 512 and not set(a) & set(v) and set(a + v) <= set(train)
+    with pytest.raises(UserError, match=r"4096\+512 exceeds the 1,?787 align-user windows"):
+        alignment_subset(steam, 4096, 512, seed=0)
+    with pytest.raises(UserError, match="align_source 'users' unknown. Valid: align, train"):
+        alignment_subset(steam, 4, 4, seed=0, align_source="users")
+
+
+def test_settings_travel_with_the_dataset_folder(data_dir, steam, tmp_path):
+    # a copy given by path is preprocessed exactly as the name: the settings are in its dataset.json
+    copy = tmp_path / "my_steam"
+    shutil.copytree(data_dir / "steam", copy)
+    ds = load_dataset(str(copy), tmp_path)
+    assert ds.config == steam.config and ds.n_items == steam.n_items
+    assert [w.target for w in ds.splits["test"]] == [w.target for w in steam.splits["test"]]
+    assert dataset_config(data_dir / "goodreads") == DataConfig(target_len=1, min_target=1)
+    (copy / "dataset.json").write_text('{"top_item_frac": 0.15, "genre": "first"}')
+    with pytest.raises(UserError, match=r"dataset.json: unknown field 'genre'. Valid fields: .*genre_rule"):
+        load_dataset(str(copy), tmp_path)
+    (copy / "dataset.json").write_text('{"min_target": "10"}')
+    with pytest.raises(UserError, match=r"dataset.json: field 'min_target' must be a int, got '10'"):
+        load_dataset(str(copy), tmp_path)
+
+
 def test_table2_row(steam):
     row = table2_row(steam)
     assert row["items"] == 539 and row["users"] == steam.stats["users"]
@@ -79,7 +119,7 @@ def test_table2_row(steam):
 
 def test_data_hash_changes_with_config(data_dir):
     a = load_dataset("steam", data_dir)
-    b = load_dataset("steam", data_dir, DataConfig(top_item_frac=0.15, split_seed=1))
+    b = load_dataset("steam", data_dir, dataclasses.replace(a.config, split_seed=1))
     assert a.data_hash != b.data_hash
 
 

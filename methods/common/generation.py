@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LogitsProcessorList
 
+from benchmark.prompts import encode_prompts
 from methods.common.trie import ItemTrie, ListConstraintProcessor
 
 MODES = ("greedy", "sample", "beam")
@@ -72,8 +73,8 @@ def generate_lists(
 
     Args:
         model: a causal LM; put in eval mode for the call (its previous mode is restored).
-        tokenizer: its tokenizer; prompts are left-padded and encoded without added special tokens (a chat
-            template already contains them).
+        tokenizer: its tokenizer; prompts are left-padded and encoded by `benchmark.prompts.encode_prompts`, with
+            the tokenizer's special tokens, exactly as TRL encodes them for training.
         trie: the catalogue trie (also gives the rendered items and the separator for grounding).
         prompts: rendered prompts, ending with ``"\\n"`` or the assistant header.
         excluded: per prompt, items the constrained decoder may not generate (its history, or empty sets).
@@ -132,7 +133,7 @@ def generate_lists(
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         for lo in tqdm(range(0, len(prompts), batch_size), desc=f"generate ({mode})", disable=not progress):
             batch, batch_ex = list(prompts[lo : lo + batch_size]), excluded[lo : lo + batch_size]
-            enc = tokenizer(batch, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+            enc = encode_prompts(tokenizer, batch, return_tensors="pt", padding=True, padding_side="left")
             enc = {name: t.to(device) for name, t in enc.items()}
             prompt_len = enc["input_ids"].shape[1]
             processors = LogitsProcessorList()

@@ -1,8 +1,9 @@
 """Supervised fine-tuning (= BIGRec, and pi_ref / the initial policy of every alignment method).
 
-TRL's `SFTTrainer` on a prompt/completion dataset built from the sft users' windows, completion-only loss,
-checkpoint chosen by validation loss with early stopping (patience in evaluations; the epoch count is a maximum)
-and a wall-time cap. The checkpoint is trained ONCE per (dataset, profile) and shared by every method and seed:
+TRL's `SFTTrainer` on a prompt/completion dataset built from the training windows (`benchmark.data.sft_windows`:
+the sft users', or every training user's under the paper's ``align_source = "train"``), completion-only loss by
+default, and either the checkpoint with the best validation loss (early stopping; the epoch count is a maximum) or
+the last one after all epochs (``sft_early_stopping = False``, the paper), with a wall-time cap. The checkpoint is trained ONCE per (dataset, profile) and shared by every method and seed:
 it lives in ``cache/sft/<dataset>-<key>/model`` and training state in ``.../work`` (resumable).
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, EarlyStoppingCallback, TrainerCallback
 
-from benchmark.data import Dataset, Window, cap_windows
+from benchmark.data import Dataset, Window, cap_windows, sft_windows
 from benchmark.prompts import build_completion, build_prompt, render_items
 from methods.common.models import _atomic_save_dir, build_model, content_hash, get_tokenizer, n_params
 
@@ -61,7 +62,7 @@ def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
     if (final / "sft_info.json").exists():
         return final
     tok = get_tokenizer(ds, profile, cache_dir)
-    train_w = cap_windows(ds.splits["sft"], profile.max_sft_windows, SFT_SEED)
+    train_w = cap_windows(sft_windows(ds, profile.align_source), profile.max_sft_windows, SFT_SEED)
     eval_w = cap_windows(ds.splits["valid"], profile.sft_eval_windows, SFT_SEED)
     train = HFDataset.from_dict(prompt_completion(ds, train_w, profile, tok))
     evals = HFDataset.from_dict(prompt_completion(ds, eval_w, profile, tok))
@@ -76,17 +77,20 @@ def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
         output_dir=str(work), seed=SFT_SEED, data_seed=SFT_SEED,
         per_device_train_batch_size=profile.sft_batch, per_device_eval_batch_size=max(64, profile.sft_batch),
         learning_rate=profile.sft_lr, weight_decay=profile.sft_weight_decay, adam_beta2=0.95,
-        warmup_steps=profile.sft_warmup_steps, lr_scheduler_type="cosine_with_min_lr",
-        lr_scheduler_kwargs={"min_lr_rate": 0.1}, num_train_epochs=profile.sft_max_epochs, max_grad_norm=1.0,
+        warmup_steps=profile.sft_warmup_steps, lr_scheduler_type=profile.sft_scheduler,
+        lr_scheduler_kwargs={"min_lr_rate": 0.1} if profile.sft_scheduler == "cosine_with_min_lr" else {},
+        num_train_epochs=profile.sft_max_epochs, max_grad_norm=1.0,
         eval_strategy="steps", eval_steps=profile.sft_eval_every, save_strategy="steps",
-        save_steps=profile.sft_eval_every, save_total_limit=2, load_best_model_at_end=True,
+        save_steps=profile.sft_eval_every, save_total_limit=2, load_best_model_at_end=profile.sft_early_stopping,
         metric_for_best_model="eval_loss", greater_is_better=False, logging_steps=profile.sft_eval_every,
         bf16=profile.bf16, use_cpu=not torch.cuda.is_available(), gradient_checkpointing=False,
-        completion_only_loss=True, max_length=1024, report_to="none", include_num_input_tokens_seen=True,
+        completion_only_loss=profile.sft_completion_only, max_length=1024, report_to="none",
+        include_num_input_tokens_seen=True,
         dataloader_num_workers=0, save_only_model=False,
     )
+    stopping = [EarlyStoppingCallback(profile.sft_patience)] if profile.sft_early_stopping else []
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=evals, processing_class=tok,
-                         callbacks=[EarlyStoppingCallback(profile.sft_patience), _TimeLimit(profile.sft_max_time_s)])
+                         callbacks=[*stopping, _TimeLimit(profile.sft_max_time_s)])
     resume = any(p.name.startswith("checkpoint-") for p in work.glob("checkpoint-*")) if work.exists() else False
     if log:
         log.info("SFT %s/%s: %d train windows, %d eval windows, %.2fM params, resume=%s", ds.name, profile.name,
@@ -98,7 +102,8 @@ def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
     evals_hist = [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in st.log_history if "eval_loss" in h]
     train_hist = [{"step": h["step"], "loss": h["loss"]} for h in st.log_history if "loss" in h]
     steps_per_epoch = max(1, -(-len(train_w) // profile.sft_batch))
-    best_step = int(st.best_model_checkpoint.rsplit("-", 1)[1]) if st.best_model_checkpoint else st.global_step
+    best_step = (int(st.best_model_checkpoint.rsplit("-", 1)[1])
+                 if profile.sft_early_stopping and st.best_model_checkpoint else st.global_step)
     info = {
         "params": n_params(model), "train_windows": len(train_w), "eval_windows": len(eval_w),
         "steps": st.global_step, "epochs": st.global_step / steps_per_epoch, "best_step": best_step,
