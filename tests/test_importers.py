@@ -340,7 +340,7 @@ def test_download_failure_message(tmp_path, monkeypatch):
         Path(dest).write_bytes(b"partial")
         raise urllib.error.URLError("offline")
 
-    monkeypatch.setattr(importers.urllib.request, "urlretrieve", offline)
+    monkeypatch.setattr(importers.common.urllib.request, "urlretrieve", offline)
     raw = tmp_path / "raw"
     with pytest.raises(UserError) as e:
         import_dataset("movielens", raw, tmp_path / "out", download=True)
@@ -357,7 +357,7 @@ def test_download_success(tmp_path, monkeypatch):
     def fake(url, dest):
         shutil.copy(RAW / "goodreads" / url.rsplit("/", 1)[1], dest)
 
-    monkeypatch.setattr(importers.urllib.request, "urlretrieve", fake)
+    monkeypatch.setattr(importers.common.urllib.request, "urlretrieve", fake)
     rows, _, _ = run("goodreads", tmp_path, tmp_path / "raw", download=True)
     assert len(rows) == 5 and (tmp_path / "raw" / "goodreads_book_genres_initial.json.gz").is_file()
 

@@ -1,21 +1,9 @@
-"""Importers: original public raw files -> the canonical ``interactions`` format (shared/data/README.md).
+"""What every importer shares: raw files, line readers, text cleaning, the canonical writer, ``Importer``.
 
-Each importer reads the files exactly as their publishers distribute them (Steam reviews v2, UCSD Goodreads,
-Amazon 2014 ratings + 2014/2018 metadata, MovieLens 100K) and writes, into one output folder:
-
-* ``interactions.csv.gz``: ``user_id,item_id,timestamp``; users ascending, each user's rows by ascending
-  timestamp with ties in source order;
-* ``items.jsonl``: one object per item that occurs in the interactions, ascending by ``item_id``, keys
-  ``item_id``, ``title``, ``genres`` then optional dataset-specific keys;
-* ``SOURCE.json``: source files (name, url, sha256, bytes), options, counts and what was dropped and why.
-
-"Ascending" means numeric order when every id is a decimal integer, else code-point order. Titles (and
-genre labels) are HTML-unescaped, stripped of control/format characters and whitespace-normalised; items
-whose title is empty or HTML garbage are dropped with all their interactions.
-
-Typical use::
-
-    import_dataset("steam", Path("raw/steam"), Path("data/steam_full"), download=True)
+The source modules (``steam``, ``goodreads``, ``amazon``, ``movielens``) import only from here; each describes
+its original files (``RawFile``), reads them into ``RawData`` and declares one ``Importer``. Everything after
+reading (cleaning titles and labels, dropping unusable items, sorting, writing ``items.jsonl``,
+``interactions.csv.gz`` and ``SOURCE.json`` atomically) is done here, identically for every source.
 """
 
 from __future__ import annotations
@@ -165,13 +153,13 @@ def _open_binary(path: Path, member: str | None = None) -> Iterator[IO[bytes]]:
                 yield f
 
 
-def _label(path: Path, member: str | None = None) -> str:
+def source_label(path: Path, member: str | None = None) -> str:
     return f"{path}/{member}" if member and path.is_dir() else f"{path}:{member}" if member else str(path)
 
 
-def _lines(path: Path, member: str | None = None, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+def read_lines(path: Path, member: str | None = None, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` for each non-blank line (1-based numbers, newline stripped)."""
-    label = _label(path, member)
+    label = source_label(path, member)
     with _open_binary(path, member) as f:
         for no, raw in enumerate(f, 1):
             try:
@@ -182,7 +170,7 @@ def _lines(path: Path, member: str | None = None, encoding: str = "utf-8") -> It
                 yield no, line
 
 
-def _bad(label: Any, no: int, fld: str, problem: str) -> UserError:
+def field_error(label: Any, no: int, fld: str, problem: str) -> UserError:
     return UserError(f"{label}: line {no}: field {fld!r}: {problem}")
 
 
@@ -195,65 +183,74 @@ def _parse_record(line: str, python_literal: bool) -> Any:
     return ast.literal_eval(line)
 
 
-def _records(path: Path, python_literal: bool) -> Iterator[tuple[int, dict]]:
+def read_records(path: Path, python_literal: bool) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, dict)`` for a JSON-lines or Python-literal-lines file.
 
     With ``python_literal``, lines that are not JSON are read by ``ast.literal_eval``: McAuley's Steam and
     Amazon 2014 files are ``str(dict)`` dumps, the Amazon 2018 metadata (same file name) is JSON.
     """
-    for no, line in _lines(path):
+    for no, line in read_lines(path):
         try:
             rec = _parse_record(line, python_literal)
         except (ValueError, SyntaxError, MemoryError, RecursionError) as e:
-            raise _bad(path, no, "(whole line)", f"cannot parse the line ({type(e).__name__}: {e})") from None
+            raise field_error(path, no, "(whole line)", f"cannot parse the line ({type(e).__name__}: {e})") from None
         if not isinstance(rec, dict):
-            raise _bad(path, no, "(whole line)", f"expected a dict, got {type(rec).__name__}")
+            raise field_error(path, no, "(whole line)", f"expected a dict, got {type(rec).__name__}")
         yield no, rec
 
 
-def _get_id(rec: dict, key: str, label: Any, no: int) -> str:
+def get_id(rec: dict, key: str, label: Any, no: int) -> str:
     """The id under ``key`` as a non-empty string (ints are accepted and stringified)."""
     value = rec.get(key)
     if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
-        raise _bad(label, no, key, f"missing or not an id: {value!r}")
+        raise field_error(label, no, key, f"missing or not an id: {value!r}")
     return str(value).strip()
 
 
-def _unix_from_date(value: Any, label: Any, no: int, fld: str) -> int:
+def unix_from_date(value: Any, label: Any, no: int, fld: str) -> int:
     """Unix seconds of 00:00 UTC of a ``YYYY-MM-DD`` date."""
     if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise _bad(label, no, fld, f"expected a YYYY-MM-DD date, got {value!r}")
+        raise field_error(label, no, fld, f"expected a YYYY-MM-DD date, got {value!r}")
     try:
         day = dt.date.fromisoformat(value)
     except ValueError as e:
-        raise _bad(label, no, fld, f"invalid date {value!r} ({e})") from None
+        raise field_error(label, no, fld, f"invalid date {value!r} ({e})") from None
     return (day - dt.date(1970, 1, 1)).days * 86400
 
 
-_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
-
-
-def parse_goodreads_time(value: str) -> int:
-    """Unix seconds of a Goodreads time such as ``"Tue Oct 17 10:01:44 -0700 2017"``.
-
-    Month names are mapped by hand so the result does not depend on the process locale (``%b`` does).
-
-    Raises:
-        ValueError: if ``value`` is not in that format.
-    """
-    parts = value.split()
-    if len(parts) != 6 or parts[1] not in _MONTHS:
-        raise ValueError(f"expected e.g. 'Tue Oct 17 10:01:44 -0700 2017', got {value!r}")
-    _, mon, day, hms, tz, year = parts
-    stamp = dt.datetime.strptime(f"{year} {_MONTHS[mon]} {day} {hms} {tz}", "%Y %m %d %H:%M:%S %z")
-    return int(stamp.timestamp())
-
-
-def _number(value: str, label: Any, no: int, fld: str, kind: type = float) -> Any:
+def parse_number(value: str, label: Any, no: int, fld: str, kind: type = float) -> Any:
     try:
         return kind(value)
     except (TypeError, ValueError):
-        raise _bad(label, no, fld, f"expected a number, got {value!r}") from None
+        raise field_error(label, no, fld, f"expected a number, got {value!r}") from None
+
+
+def read_rating_rows(
+    path: Path,
+    sep: str,
+    min_rating: float,
+    dropped: Counter,
+    member: str | None = None,
+    require_ids: bool = False,
+) -> Iterator[tuple[str, str, int]]:
+    """Yield ``(user, item, timestamp)`` from a header-less ``user<sep>item<sep>rating<sep>timestamp`` file.
+
+    Ratings below ``min_rating`` are skipped and counted in ``dropped``; with ``require_ids`` an empty user or
+    item id is an error (checked before the rating).
+    """
+    label = source_label(path, member)
+    kind = {",": "comma", "\t": "tab"}[sep]
+    for no, line in read_lines(path, member):
+        parts = line.split(sep)
+        if len(parts) != 4:
+            raise field_error(label, no, "(whole line)", f"expected 4 {kind}-separated fields, got {len(parts)}")
+        user, item, rating, ts = (p.strip() for p in parts)
+        if require_ids and (not user or not item):
+            raise field_error(label, no, "user" if not user else "item", "empty id")
+        if parse_number(rating, label, no, "rating") < min_rating:
+            dropped["interactions_below_min_rating"] += 1
+            continue
+        yield user, item, parse_number(ts, label, no, "timestamp", int)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -441,7 +438,7 @@ def write_canonical(raw: RawData, out_dir: Path, dropped: Counter) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The importers
+# The importer description, and running one
 # --------------------------------------------------------------------------------------------------------------
 
 Reader = Callable[[dict[str, Path], dict, Counter], RawData]
@@ -506,269 +503,6 @@ def _convert(value: Any, default: Any, what: str) -> Any:
         raise UserError(f"{what}: cannot use {value!r} (expected {type(default).__name__})") from None
 
 
-# ---- Steam (Kang & McAuley, ICDM'18) ----
-
-_STEAM = "https://cseweb.ucsd.edu/~wckang/"
-
-
-def _steam_files(opts: dict) -> dict[str, RawFile]:
-    return {
-        "reviews": RawFile("steam_reviews.json.gz", (_STEAM + "steam_reviews.json.gz",)),
-        "games": RawFile("steam_games.json.gz", (_STEAM + "steam_games.json.gz",)),
-    }
-
-
-def read_steam_games(path: Path, title_keys: tuple[str, ...], dropped: Counter) -> dict[str, dict]:
-    """Parse ``steam_games.json.gz`` into item metadata keyed by app id (first line wins for repeated ids).
-
-    Lines without an ``id`` exist in the public file (2 of 32,135) and are skipped, not an error.
-    """
-    items: dict[str, dict] = {}
-    for no, rec in _records(path, python_literal=True):
-        if rec.get("id") in (None, ""):
-            dropped["metadata_lines_without_id"] += 1
-            continue
-        app_id = _get_id(rec, "id", path, no)
-        if app_id in items:
-            dropped["metadata_duplicate_ids"] += 1
-            continue
-        title = next((rec[k] for k in title_keys if rec.get(k)), None)
-        items[app_id] = {
-            "title": title,
-            "genres": rec.get("genres") or [],
-            "app_id": app_id,
-            "app_name": clean_text(rec.get("app_name")),
-            "tags": clean_labels(rec.get("tags")),
-        }
-    return items
-
-
-def _read_steam(paths: dict[str, Path], opts: dict, dropped: Counter) -> RawData:
-    items = read_steam_games(paths["games"], opts["title_keys"], dropped)
-
-    def interactions() -> Iterator[tuple[str, str, int]]:
-        label = paths["reviews"]
-        for no, rec in _records(label, python_literal=True):
-            # `username` is the only user key every review has (`user_id`, the Steam id, is often missing).
-            user = _get_id(rec, "username", label, no)
-            yield user, _get_id(rec, "product_id", label, no), _unix_from_date(rec.get("date"), label, no, "date")
-
-    return RawData(items, interactions())
-
-
-# ---- Goodreads (Wan & McAuley, RecSys'18) ----
-
-_GOODREADS = "https://datarepo.eng.ucsd.edu/mcauley_group/gdrive/goodreads/"
-_GOODREADS_MIRROR = "https://mcauleylab.ucsd.edu/public_datasets/gdrive/goodreads/"
-GOODREADS_GENRES = (
-    "children", "comics_graphic", "fantasy_paranormal", "history_biography",
-    "mystery_thriller_crime", "poetry", "romance", "young_adult",
-)  # fmt: skip
-
-
-def _goodreads_files(opts: dict) -> dict[str, RawFile]:
-    def rf(name: str, by_genre: bool) -> RawFile:
-        sub = "byGenre/" if by_genre else ""
-        return RawFile(name, (_GOODREADS + sub + name, _GOODREADS_MIRROR + sub + name))
-
-    g = opts["genre"]
-    return {
-        "interactions": rf(f"goodreads_interactions_{g}.json.gz", True),
-        "books": rf(f"goodreads_books_{g}.json.gz", True),
-        "genres": rf("goodreads_book_genres_initial.json.gz", False),
-    }
-
-
-def _read_goodreads(paths: dict[str, Path], opts: dict, dropped: Counter) -> RawData:
-    items: dict[str, dict] = {}
-    for no, rec in _records(paths["books"], python_literal=False):
-        book = _get_id(rec, "book_id", paths["books"], no)
-        if book in items:
-            dropped["metadata_duplicate_ids"] += 1
-        else:
-            items[book] = {"title": rec.get("title"), "genres": []}
-    # The genre file covers all 2.36M books: keep only ours. Labels keep the file's (dict) order.
-    for no, rec in _records(paths["genres"], python_literal=False):
-        book = _get_id(rec, "book_id", paths["genres"], no)
-        if book in items:
-            if not isinstance(rec.get("genres"), dict):
-                raise _bad(paths["genres"], no, "genres", f"expected a dict, got {rec.get('genres')!r}")
-            items[book]["genres"] = list(rec["genres"])
-
-    def interactions() -> Iterator[tuple[str, str, int]]:
-        label, fld = paths["interactions"], opts["timestamp_field"]
-        for no, rec in _records(label, python_literal=False):
-            user, book = _get_id(rec, "user_id", label, no), _get_id(rec, "book_id", label, no)
-            if opts["require_read"] and not rec.get("is_read"):
-                dropped["interactions_not_read"] += 1
-                continue
-            rating = rec.get("rating", 0)
-            if not isinstance(rating, (int, float)) or isinstance(rating, bool):
-                raise _bad(label, no, "rating", f"expected a number, got {rating!r}")
-            if rating < opts["min_rating"]:
-                dropped["interactions_below_min_rating"] += 1
-                continue
-            when = rec.get(fld)
-            if not when:  # e.g. read_at is empty for books never marked as read: no time, no place in a sequence
-                dropped[f"interactions_without_{fld}"] += 1
-                continue
-            try:
-                ts = parse_goodreads_time(when)
-            except (ValueError, AttributeError) as e:
-                raise _bad(label, no, fld, str(e)) from None
-            yield user, book, ts
-
-    return RawData(items, interactions())
-
-
-# ---- Amazon review data 2014 (He & McAuley, WWW'16; McAuley et al., SIGIR'15) ----
-
-_AMAZON = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"
-
-
-def _amazon_files(opts: dict) -> dict[str, RawFile]:
-    c = opts["category"]
-    return {
-        "ratings": RawFile(f"ratings_{c}.csv", (f"{_AMAZON}ratings_{c}.csv",)),
-        "meta": RawFile(f"meta_{c}.json.gz", (f"{_AMAZON}meta_{c}.json.gz",)),
-    }
-
-
-def amazon_genres(rec: dict) -> list[str]:
-    """Category labels below the root, from a 2014 (``categories``: list of paths) or 2018 (``category``) record.
-
-    ``[["CDs & Vinyl", "Pop", "Adult Contemporary"]]`` -> ``["Pop", "Adult Contemporary"]``; several paths are
-    merged in order without duplicates.
-    """
-    paths = rec.get("categories")
-    if paths is None:  # 2018 metadata: one flat path
-        paths = [rec.get("category") or []]
-    labels: list[str] = []
-    for p in paths:
-        if isinstance(p, list):
-            labels += [x for x in p[1:] if isinstance(x, str)]
-    return labels
-
-
-def _read_amazon(paths: dict[str, Path], opts: dict, dropped: Counter) -> RawData:
-    items: dict[str, dict] = {}
-    for no, rec in _records(paths["meta"], python_literal=True):
-        asin = _get_id(rec, "asin", paths["meta"], no)
-        if asin in items:  # the 2018 metadata repeats some products
-            dropped["metadata_duplicate_ids"] += 1
-        else:
-            items[asin] = {"title": rec.get("title"), "genres": amazon_genres(rec), "asin": asin}
-
-    def interactions() -> Iterator[tuple[str, str, int]]:
-        label = paths["ratings"]
-        for no, line in _lines(label):
-            parts = line.split(",")  # user,item,rating,timestamp: ids never contain commas, no header
-            if len(parts) != 4:
-                raise _bad(label, no, "(whole line)", f"expected 4 comma-separated fields, got {len(parts)}")
-            user, asin, rating, ts = (p.strip() for p in parts)
-            if not user or not asin:
-                raise _bad(label, no, "user" if not user else "item", "empty id")
-            if _number(rating, label, no, "rating") < opts["min_rating"]:
-                dropped["interactions_below_min_rating"] += 1
-                continue
-            yield user, asin, _number(ts, label, no, "timestamp", int)
-
-    return RawData(items, interactions())
-
-
-# ---- MovieLens 100K (Harper & Konstan, TiiS 2015) ----
-
-
-def _movielens_files(opts: dict) -> dict[str, RawFile]:
-    return {
-        "archive": RawFile(
-            "ml-100k.zip",
-            ("https://files.grouplens.org/datasets/movielens/ml-100k.zip",),
-            members=("u.data", "u.item", "u.genre"),
-            alternatives=("ml-100k", "."),  # the extracted folder, or its files put directly in raw_dir
-        )
-    }
-
-
-def _read_movielens(paths: dict[str, Path], opts: dict, dropped: Counter) -> RawData:
-    archive = paths["archive"]
-    genre_names: dict[int, str] = {}
-    for no, line in _lines(archive, "u.genre", "latin-1"):
-        name, _, idx = line.partition("|")
-        genre_names[_number(idx, _label(archive, "u.genre"), no, "genre index", int)] = name
-    label = _label(archive, "u.item")
-    items: dict[str, dict] = {}
-    for no, line in _lines(archive, "u.item", "latin-1"):
-        parts = line.split("|")
-        if len(parts) != 5 + len(genre_names):
-            raise _bad(label, no, "(whole line)", f"expected {5 + len(genre_names)} '|'-separated fields")
-        flags = parts[5:]
-        if any(f not in ("0", "1") for f in flags):
-            raise _bad(label, no, "genre flags", f"expected 0/1 flags, got {flags}")
-        # "unknown" is the flag for "no genre", not a genre: leave it out so genre metrics do not count it.
-        genres = [genre_names[i] for i, f in enumerate(flags) if f == "1" and genre_names[i] != "unknown"]
-        # Movie 267 is a placeholder titled "unknown" with no date or URL: its title is missing, not "unknown".
-        title = None if parts[1] == "unknown" else parts[1]
-        items[parts[0].strip()] = {"title": title, "genres": genres, "release_date": parts[2]}
-
-    def interactions() -> Iterator[tuple[str, str, int]]:
-        label = _label(archive, "u.data")
-        for no, line in _lines(archive, "u.data"):
-            parts = line.split("\t")
-            if len(parts) != 4:
-                raise _bad(label, no, "(whole line)", f"expected 4 tab-separated fields, got {len(parts)}")
-            user, item, rating, ts = (p.strip() for p in parts)
-            if _number(rating, label, no, "rating") < opts["min_rating"]:
-                dropped["interactions_below_min_rating"] += 1
-                continue
-            yield user, item, _number(ts, label, no, "timestamp", int)
-
-    return RawData(items, interactions())
-
-
-IMPORTERS: dict[str, Importer] = {
-    imp.name: imp
-    for imp in (
-        Importer(
-            "steam",
-            "Steam reviews v2 (UCSD McAuley lab): reviews of games with a title, day-level timestamps",
-            "Wang-Cheng Kang and Julian McAuley. Self-Attentive Sequential Recommendation. IEEE ICDM 2018.",
-            # title_keys=title keeps only games with a store `title`, as Tiny-Snow's Steam-100K (shared steam/)
-            # does; the default also keeps the 2,048 games that only have an `app_name`.
-            {"title_keys": ("title", "app_name")},
-            _steam_files,
-            _read_steam,
-        ),
-        Importer(
-            "goodreads",
-            "UCSD Book Graph (Goodreads), one genre subset: shelf interactions with book titles and genres",
-            "Mengting Wan and Julian McAuley. Item Recommendation on Monotonic Behavior Chains. ACM RecSys 2018.",
-            {"genre": "poetry", "timestamp_field": "date_added", "min_rating": 0, "require_read": False},
-            _goodreads_files,
-            _read_goodreads,
-            {"genre": GOODREADS_GENRES, "timestamp_field": ("date_added", "date_updated", "read_at", "started_at")},
-        ),
-        Importer(
-            "amazon",
-            "Amazon review data 2014 (UCSD McAuley lab), one category: ratings >= min_rating as implicit feedback",
-            "Ruining He and Julian McAuley. Ups and Downs: Modeling the Visual Evolution of Fashion Trends with "
-            "One-Class Collaborative Filtering. WWW 2016.",
-            {"category": "CDs_and_Vinyl", "min_rating": 4.0},
-            _amazon_files,
-            _read_amazon,
-        ),
-        Importer(
-            "movielens",
-            "MovieLens 100K (GroupLens): all ratings >= min_rating, unix timestamps",
-            "F. Maxwell Harper and Joseph A. Konstan. The MovieLens Datasets: History and Context. ACM TiiS 2015.",
-            {"min_rating": 0.0},
-            _movielens_files,
-            _read_movielens,
-        ),
-    )
-}
-
-
 def _describe_source(role: str, rf: RawFile, path: Path, raw_dir: Path) -> list[dict]:
     """Provenance rows for one located raw file (one per member when it is an extracted folder)."""
     files = [path / m for m in rf.members] if path.is_dir() else [path]
@@ -785,26 +519,16 @@ def _describe_source(role: str, rf: RawFile, path: Path, raw_dir: Path) -> list[
     return rows
 
 
-def import_dataset(name: str, raw_dir: Path, out_dir: Path, download: bool = False, **options: Any) -> Path:
-    """Import a public dataset from its original raw files into the canonical ``interactions`` format.
+def run_importer(imp: Importer, raw_dir: Path, out_dir: Path, download: bool = False, **options: Any) -> Path:
+    """Run ``imp`` on the original raw files in ``raw_dir``; write the canonical files and ``SOURCE.json``.
 
-    Args:
-        name: An ``IMPORTERS`` key: ``steam``, ``goodreads``, ``amazon`` or ``movielens``.
-        raw_dir: Folder holding the original files under their published names.
-        out_dir: Output folder; ``interactions.csv.gz``, ``items.jsonl`` and ``SOURCE.json`` are (re)written.
-        download: Download missing raw files into ``raw_dir`` from their public URLs.
-        **options: Importer options (see ``IMPORTERS[name].defaults``); strings are converted.
-
-    Returns:
-        ``out_dir``.
+    ``import_dataset`` (the package's entry point) looks ``imp`` up by name; the arguments are the same.
 
     Raises:
-        UserError: unknown importer or option; missing raw file (message: file, URL, where to put it);
-            download failure; malformed raw line (message: file, line number, field).
+        UserError: unknown option; missing raw file (message: file, URL, where to put it); download failure;
+            malformed raw line (message: file, line number, field).
     """
-    if name not in IMPORTERS:
-        raise unknown_name("importer", name, IMPORTERS)
-    imp = IMPORTERS[name]
+    name = imp.name
     opts = imp.options(**options)
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     paths = locate_raw_files(imp, raw_dir, download, **opts)
