@@ -79,3 +79,24 @@ def test_smoke_run_records_skip_and_report(data_dir, tmp_path):
     assert "BIGRec" in table and "SASRec" in table and "Pop" in table
     sanity = (out / "sanity_smoke.md").read_text()  # BIGRec vs Pop on validation, paired over users
     assert "| Steam" in sanity and ("beats Pop" in sanity or "ties Pop" in sanity or "loses to Pop" in sanity)
+
+
+def test_design_doc_embeds_the_generated_profiles_table():
+    from benchmark.cli import profiles_markdown
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "design.md").read_text()
+    block = doc.split("<!-- profiles:begin -->\n", 1)[1].split("<!-- profiles:end -->", 1)[0]
+    assert block.strip() == profiles_markdown().strip(), "regenerate it: python -m benchmark profiles"
+
+
+def test_paper_dry_run_resolves_offline_on_all_three_datasets(tmp_path):
+    r = _cli("run", "--methods", "all", "--datasets", "steam,cds,goodreads", "--profile", "paper", "--dry-run",
+             "--results-dir", str(tmp_path / "res"), env={"HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for name in ("steam", "cds", "goodreads"):
+        assert f"dataset {name}" in out
+    assert out.count("4,096 train + 512 valid windows sampled from the") >= 3 * 3  # blade_n, blade_r, bon_static
+    assert "SFT training windows" in out and "align-user" not in out
+    assert "3 epochs at lr 0.0001" in out and "last checkpoint" in out
+    assert not (tmp_path / "res").exists()  # nothing trained, nothing written
