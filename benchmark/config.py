@@ -41,9 +41,11 @@ class Profile:
     > SFT (= BIGRec = pi_ref for every alignment method)
     sft_lr, sft_batch (per device), sft_weight_decay, sft_warmup_steps, sft_scheduler: AdamW and its schedule
         ("cosine_with_min_lr" decays to 0.1 x lr; any other name is a transformers scheduler, e.g. "linear").
-    sft_max_epochs: the number of epochs (an upper bound when sft_early_stopping).
-    sft_early_stopping: keep the checkpoint with the best validation loss and stop after `sft_patience`
-        evaluations without improvement; False trains all epochs and keeps the last checkpoint (the paper).
+    sft_max_epochs: the number of epochs (an upper bound unless sft_select is "last").
+    sft_select: which checkpoint SFT keeps. "loss": the best validation loss; "ndcg": the best validation NDCG@5 of
+        greedy constrained lists (the ranking quality the model is used for); both stop after `sft_patience`
+        evaluations without improvement. "last": train all epochs, keep the last checkpoint (the paper).
+    sft_label_smoothing: label smoothing of the SFT cross-entropy (0: none).
     sft_completion_only: the loss on the completion (target list) only; False also trains on the prompt tokens
         (BIGRec upstream's train_on_inputs=True).
     sft_eval_every (steps), sft_patience (evaluations), sft_eval_windows (size of the fixed validation subset).
@@ -78,7 +80,8 @@ class Profile:
     sft_warmup_steps: int = 100
     sft_scheduler: str = "cosine_with_min_lr"
     sft_max_epochs: float = 3.0
-    sft_early_stopping: bool = True
+    sft_select: str = "loss"
+    sft_label_smoothing: float = 0.0
     sft_completion_only: bool = True
     sft_eval_every: int = 50
     sft_patience: int = 6
@@ -93,6 +96,8 @@ class Profile:
 # Profile fields that only size the from-scratch model (a pretrained model brings its own).
 SCRATCH_ONLY = frozenset({"hidden", "layers", "heads", "intermediate", "attention_dropout", "bpe_vocab",
                           "max_positions"})
+
+SFT_SELECT = ("loss", "ndcg", "last")
 
 PROFILES: dict[str, Profile] = {
     # Tests and CI: a tiny Llama, a few hundred windows, every method in minutes.
@@ -118,7 +123,7 @@ PROFILES: dict[str, Profile] = {
     "paper": Profile(
         name="paper", item_repr="title", model="hf:meta-llama/Llama-3.2-1B-Instruct", align_source="train",
         sft_lr=1e-4, sft_batch=32, sft_weight_decay=0.0, sft_warmup_steps=20, sft_scheduler="linear",
-        sft_max_epochs=3.0, sft_early_stopping=False, sft_eval_every=200, sft_patience=5, sft_eval_windows=512,
+        sft_max_epochs=3.0, sft_select="last", sft_eval_every=200, sft_patience=5, sft_eval_windows=512,
         sft_max_time_s=float("inf"), eval_batch=64, attention_dropout=0.0, bf16=True,
     ),
 }

@@ -2,8 +2,9 @@
 
 TRL's `SFTTrainer` on a prompt/completion dataset built from the training windows (`benchmark.data.sft_windows`:
 the sft users', or every training user's under the paper's ``align_source = "train"``), completion-only loss by
-default, and either the checkpoint with the best validation loss (early stopping; the epoch count is a maximum) or
-the last one after all epochs (``sft_early_stopping = False``, the paper), with a wall-time cap. The checkpoint is trained ONCE per (dataset, profile) and shared by every method and seed:
+default, and the checkpoint chosen by the profile's `sft_select`: the best validation loss or the best validation
+NDCG@5 of greedy constrained lists (early stopping; the epoch count is a maximum), or the last one after all epochs
+(the paper); with a wall-time cap. The checkpoint is trained ONCE per (dataset, profile) and shared by every method and seed:
 it lives in ``cache/sft/<dataset>-<key>/model`` and training state in ``.../work`` (resumable).
 """
 
@@ -16,12 +17,51 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, EarlyStoppingCallback, TrainerCallback
+from trl import SFTConfig, SFTTrainer
 
+from benchmark.config import SFT_SELECT
 from benchmark.data import Dataset, Window, cap_windows, sft_windows
+from benchmark.errors import UserError
 from benchmark.prompts import build_completion, build_prompt, render_items
 from methods.common.models import _atomic_save_dir, build_model, content_hash, get_tokenizer, n_params
 
 SFT_SEED = 0  # the shared checkpoint does not depend on the run seed
+
+
+def _ranking_eval(ds: Dataset, windows: list[Window], profile, tok):
+    """A function model -> validation NDCG@5 of greedy constrained lists on `windows` (how the checkpoint is used)."""
+    from benchmark.metrics import ndcg_at_k
+    from benchmark.prompts import SEP
+    from methods.common.generation import generate_lists
+    from methods.common.trie import ItemTrie
+
+    rendered = render_items(ds, profile.item_repr)
+    trie = ItemTrie(tok, rendered, SEP[profile.item_repr])
+    prompts = prompt_completion(ds, windows, profile, tok)["prompt"]
+    excluded = [set(w.history) if profile.exclude_history else set() for w in windows]
+
+    def evaluate(model) -> float:
+        res = generate_lists(model, tok, trie, prompts, excluded, profile.k, mode="greedy", repetition_penalty=1.0,
+                             batch_size=profile.eval_batch, bf16=profile.bf16 and not torch.cuda.is_available(),
+                             progress=False)
+        return sum(ndcg_at_k(lst[0], w.target, 5) for lst, w in zip(res.lists, windows)) / len(windows)
+
+    return evaluate
+
+
+class _RankingSFTTrainer(SFTTrainer):
+    """`SFTTrainer` whose evaluation also reports ``eval_ndcg@5`` when `ranking` is set (``sft_select = "ndcg"``),
+    so transformers' best-checkpoint tracking and early stopping can use the ranking quality."""
+
+    ranking = None
+
+    def evaluate(self, *args, **kwargs):
+        metrics = super().evaluate(*args, **kwargs)
+        if self.ranking is not None:
+            extra = {"eval_ndcg@5": self.ranking(self.model)}
+            metrics.update(extra)
+            self.log(extra)
+        return metrics
 
 
 class _TimeLimit(TrainerCallback):
@@ -55,12 +95,14 @@ def sft_dir(ds: Dataset, profile, cache_dir: Path) -> Path:
 def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
     """Train (or resume, or reuse) the shared SFT checkpoint; returns the folder with model + tokenizer."""
     from datasets import Dataset as HFDataset
-    from trl import SFTConfig, SFTTrainer
 
     root = sft_dir(ds, profile, cache_dir)
     final = root / "model"
     if (final / "sft_info.json").exists():
         return final
+    select = profile.sft_select
+    if select not in SFT_SELECT:
+        raise UserError(f"sft_select={select!r} unknown. Valid: {', '.join(SFT_SELECT)}")
     tok = get_tokenizer(ds, profile, cache_dir)
     train_w = cap_windows(sft_windows(ds, profile.align_source), profile.max_sft_windows, SFT_SEED)
     eval_w = cap_windows(ds.splits["valid"], profile.sft_eval_windows, SFT_SEED)
@@ -81,16 +123,19 @@ def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
         lr_scheduler_kwargs={"min_lr_rate": 0.1} if profile.sft_scheduler == "cosine_with_min_lr" else {},
         num_train_epochs=profile.sft_max_epochs, max_grad_norm=1.0,
         eval_strategy="steps", eval_steps=profile.sft_eval_every, save_strategy="steps",
-        save_steps=profile.sft_eval_every, save_total_limit=2, load_best_model_at_end=profile.sft_early_stopping,
-        metric_for_best_model="eval_loss", greater_is_better=False, logging_steps=profile.sft_eval_every,
+        save_steps=profile.sft_eval_every, save_total_limit=2, load_best_model_at_end=select != "last",
+        metric_for_best_model="eval_ndcg@5" if select == "ndcg" else "eval_loss", greater_is_better=select == "ndcg",
+        logging_steps=profile.sft_eval_every, label_smoothing_factor=profile.sft_label_smoothing,
         bf16=profile.bf16, use_cpu=not torch.cuda.is_available(), gradient_checkpointing=False,
         completion_only_loss=profile.sft_completion_only, max_length=1024, report_to="none",
         include_num_input_tokens_seen=True,
         dataloader_num_workers=0, save_only_model=False,
     )
-    stopping = [EarlyStoppingCallback(profile.sft_patience)] if profile.sft_early_stopping else []
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=evals, processing_class=tok,
-                         callbacks=[*stopping, _TimeLimit(profile.sft_max_time_s)])
+    stopping = [EarlyStoppingCallback(profile.sft_patience)] if select != "last" else []
+    trainer = _RankingSFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=evals, processing_class=tok,
+                                 callbacks=[*stopping, _TimeLimit(profile.sft_max_time_s)])
+    if select == "ndcg":
+        trainer.ranking = _ranking_eval(ds, eval_w, profile, tok)
     resume = any(p.name.startswith("checkpoint-") for p in work.glob("checkpoint-*")) if work.exists() else False
     if log:
         log.info("SFT %s/%s: %d train windows, %d eval windows, %.2fM params, resume=%s", ds.name, profile.name,
@@ -99,15 +144,21 @@ def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
     out = trainer.train(resume_from_checkpoint=resume or None)
     secs = time.time() - t0
     st = trainer.state
-    evals_hist = [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in st.log_history if "eval_loss" in h]
+    curve: dict[int, dict] = {}  # eval_loss and eval_ndcg@5 are logged as two entries of the same step
+    for h in st.log_history:
+        for k in ("eval_loss", "eval_ndcg@5"):
+            if k in h:
+                curve.setdefault(h["step"], {"step": h["step"]})[k] = h[k]
+    evals_hist = list(curve.values())
     train_hist = [{"step": h["step"], "loss": h["loss"]} for h in st.log_history if "loss" in h]
     steps_per_epoch = max(1, -(-len(train_w) // profile.sft_batch))
     best_step = (int(st.best_model_checkpoint.rsplit("-", 1)[1])
-                 if profile.sft_early_stopping and st.best_model_checkpoint else st.global_step)
+                 if select != "last" and st.best_model_checkpoint else st.global_step)
     info = {
         "params": n_params(model), "train_windows": len(train_w), "eval_windows": len(eval_w),
         "steps": st.global_step, "epochs": st.global_step / steps_per_epoch, "best_step": best_step,
-        "best_epoch": best_step / steps_per_epoch, "best_eval_loss": st.best_metric, "seconds": secs,
+        "best_epoch": best_step / steps_per_epoch, "selected_by": select,
+        "best_metric": st.best_metric if select != "last" else None, "seconds": secs,
         "tokens_seen": st.num_input_tokens_seen, "tokens_per_s": st.num_input_tokens_seen / max(secs, 1e-9),
         "resumed": bool(resume), "train_loss": out.training_loss, "eval_curve": evals_hist, "train_curve": train_hist,
     }
@@ -123,8 +174,8 @@ def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
 
     _atomic_save_dir(save, final)
     if log:
-        log.info("SFT done in %.0fs: best step %d (%.2f epochs), eval loss %.4f, %.0f tok/s", secs, best_step,
-                 info["best_epoch"], st.best_metric or float("nan"), info["tokens_per_s"])
+        log.info("SFT done in %.0fs: kept step %d (%.2f epochs, by %s; best %.4f), %.0f tok/s", secs, best_step,
+                 info["best_epoch"], select, st.best_metric or float("nan"), info["tokens_per_s"])
     return final
 
 
