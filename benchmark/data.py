@@ -299,6 +299,7 @@ def _load_interactions(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
         "interactions": sum(len(s) for s in int_seqs.values()),
         "users_without_window": sum(1 for u in users if len(int_seqs[u]) < cfg.history_len + cfg.min_target),
         "split_users": {s: len(groups[s]) for s in SPLITS},
+        "split_users_with_windows": {s: len({w.user for w in splits[s]}) for s in SPLITS},
         "windows": {s: len(splits[s]) for s in SPLITS},
         "mean_target_len": {s: (sum(len(w.target) for w in splits[s]) / max(1, len(splits[s]))) for s in SPLITS},
         "genres": len(genre_set), "items_with_genres": sum(1 for it in items if it.genres),
@@ -379,5 +380,7 @@ def alignment_subset(ds: Dataset, n_train: int, n_valid: int, seed: int,
 def table2_row(ds: Dataset) -> dict:
     """The paper's Table 2 row (after preprocessing) plus the split sizes."""
     s = ds.stats
+    with_windows = s.get("split_users_with_windows", s["split_users"])  # samples: one "user" per window
     return {"dataset": ds.name, "users": s["users"], "items": s["items"], "interactions": s["interactions"],
-            **{f"windows_{k}": v for k, v in s["windows"].items()}}
+            **{f"windows_{k}": v for k, v in s["windows"].items()},
+            "test_users_with_windows": with_windows["test"]}
