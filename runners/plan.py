@@ -107,7 +107,7 @@ def stages(spec: RunSpec, n_processes: int = 1) -> list[str]:
         n = len(cap_windows(sft_windows(ds, p.align_source), p.max_sft_windows))
         per_epoch = math.ceil(n / (p.sft_batch * n_processes))
         steps = math.ceil(per_epoch * p.sft_max_epochs)
-        stop = (f"{steps} steps, last checkpoint" if p.sft_select == "last" else
+        stop = (f"{steps:,} steps, last checkpoint" if p.sft_select == "last" else
                 f"at most {steps:,} steps, checkpoint by validation {'NDCG@5' if p.sft_select == 'ndcg' else 'loss'} "
                 f"every {p.sft_eval_every} steps (patience {p.sft_patience})")
         out.append(f"SFT (shared by every LLM method): {n:,} windows of {_source(p)}, batch {p.sft_batch} x "
