@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods.base import Method, RunContext
-from methods.common.blade import PROFILE_OVERRIDES, BladeConfig, train_blade
+from methods.common.blade import BLADE_PROFILE_OVERRIDES, BladeConfig, train_blade
 from methods.common.llm import greedy_lists
 from methods.common.sft import load_sft
 from methods.registry import register_method
@@ -23,7 +23,7 @@ class BladeR(Method):
     paper = "Beyond Static Best-of-N: Bayesian List-wise Alignment for LLM-based Recommendation, SIGIR 2026"
     category = "ours"
     uses_sft = True
-    profile_overrides = PROFILE_OVERRIDES
+    profile_overrides = BLADE_PROFILE_OVERRIDES  # + the paper's tau search
 
     @dataclass
     class Config(BladeConfig):

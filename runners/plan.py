@@ -125,8 +125,11 @@ def stages(spec: RunSpec, n_processes: int = 1) -> list[str]:
             steps = c.max_steps if getattr(c, "max_steps", -1) > 0 else math.ceil(
                 math.ceil(c.n_align_train / c.prompts_per_step) * c.epochs)
             group = f" x G = {c.G} rollouts" if hasattr(c, "G") else ""
+            grid = getattr(c, "tau_grid", ())
+            runs = (f", once per tau in {', '.join(f'{t:g}' for t in grid)} (kept: the best align-valid NDCG@5)"
+                    if grid else "")
             out.append(f"training: {c.prompts_per_step} prompts{group} per step, {c.epochs:g} epochs at lr "
-                       f"{c.lr:g} = {steps:,} steps")
+                       f"{c.lr:g} = {steps:,} steps{runs}")
     n_valid = len(cap_windows(ds.splits["valid"], p.max_eval_windows))
     n_test = len(cap_windows(ds.splits["test"], p.max_eval_windows))
     test = f", test {n_test:,} windows" if "test" in spec.splits else " (test not decoded)"

@@ -7,12 +7,14 @@ reference set (methods/common/refsets.py) and, with tau > 0, its own group. tau 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from benchmark.data import Window, alignment_subset
+from benchmark.data import Window, alignment_pool, alignment_subset
 from methods.common.estimator import bayes_cdf, proxy_reward
 from methods.common.grpo import check_settings, finished_grpo, train_grpo
 from methods.common.llm import get_trie
@@ -29,6 +31,8 @@ class BladeConfig:
     reward: list reward R: "ndcg" (BLADE-N), "recall" (BLADE-R), "fair" (NDCG - lam*MGU), "div" (NDCG + lam*ILD).
     reward_k: the cut-off of R during training (the full list). lam: weight of the composite term.
     tau: dynamic coefficient of Eq. 14 (0 = static BoN alignment). n: the N of (N - 1) log F (Eq. 15).
+    tau_grid: if set, train one policy per tau in the grid and keep the one with the best NDCG@5 on the
+        alignment-validation windows (paper §4.1.4: "tuned within {0.1, 0.3, 0.5, 1.0}"); `tau` is then unused.
     smoothing: "add_one" ((k+1)/(M+1) as in vBoN's code; log F finite) or "none" (Eq. 14 verbatim; raises on log 0).
     M: reference lists sampled once per prompt from pi_ref. G: rollouts per prompt (the group).
 
@@ -43,7 +47,8 @@ class BladeConfig:
         issue 9, for comparison only).
 
     > Data and evaluation
-    n_align_train / n_align_valid: the seeded alignment subset (paper: 4,096 / 512) from the align users.
+    n_align_train / n_align_valid: the seeded alignment subset (paper: 4,096 / 512), drawn from the profile's
+        `align_source` (the align users' windows, or the SFT training windows for the paper profile).
     eval_every: validation Recall@5/NDCG@5 (greedy) every E steps, for Fig. 4a-style curves.
     """
 
@@ -51,6 +56,7 @@ class BladeConfig:
     reward_k: int = 10
     lam: float = 0.5
     tau: float = 0.3
+    tau_grid: tuple[float, ...] = ()
     n: int = 4
     smoothing: str = "add_one"
     M: int = 128
@@ -71,7 +77,8 @@ class BladeConfig:
     logps: str = "constrained"
 
 
-# Per-profile defaults for the BoN family (the paper's values are the dataclass defaults, used by `paper`).
+# Per-profile defaults for the BoN family (the paper's values are the dataclass defaults, used by `paper`;
+# BLADE_PROFILE_OVERRIDES adds the paper's tau search, which static BoN (tau = 0) does not have).
 PROFILE_OVERRIDES = {
     "smoke": {"M": 8, "G": 4, "n_align_train": 16, "n_align_valid": 16, "epochs": 1.0, "eval_every": 2, "lr": 1e-4},
     # cpu: lr from a 96-step pilot on steam validation (1e-5 flat, 1e-4 rising, 1e-3 diverging; docs/benchmarks.md);
@@ -82,6 +89,9 @@ PROFILE_OVERRIDES = {
     "smollm2": {"M": 8, "G": 4, "n_align_train": 32, "n_align_valid": 16, "prompts_per_step": 2, "epochs": 1.0,
                 "eval_every": 8},
 }
+
+
+BLADE_PROFILE_OVERRIDES = {**PROFILE_OVERRIDES, "paper": {"tau_grid": (0.1, 0.3, 0.5, 1.0)}}
 
 
 def window_reward(cfg: BladeConfig, ctx, items, w: Window) -> float:
@@ -107,7 +117,35 @@ def blade_group_reward(cfg: BladeConfig, ref_rewards: torch.Tensor):
 
 
 def train_blade(ctx, cfg: BladeConfig) -> Path:
-    """Align the shared SFT model with GRPO + BLADE's estimator. Returns the final model folder (resumable)."""
+    """Align the shared SFT model with GRPO + BLADE's estimator. Returns the final model folder (resumable).
+
+    With `cfg.tau_grid`, one policy per tau (each in its own sub-folder of the run dir, each resumable) and the one
+    with the best final NDCG@5 on the alignment-validation windows is returned; every candidate's score is in
+    ``ctx.stats["tau_selection"]`` and the chosen policy's training stats in ``ctx.stats``."""
+    if cfg.tau_grid:
+        from accelerate.utils import broadcast_object_list
+
+        if not cfg.eval_every:
+            raise ValueError("tau_grid needs eval_every > 0: tau is chosen on the final alignment-validation NDCG@5")
+        scores, stats = {}, {}
+        for tau in cfg.tau_grid:
+            sub = dataclasses.replace(ctx, run_dir=ctx.run_dir / f"tau{tau:g}", stats={})
+            sub.run_dir.mkdir(parents=True, exist_ok=True)
+            final = _train_blade(sub, dataclasses.replace(cfg, tau=tau, tau_grid=()))
+            # only the main process evaluates; the others learn the choice from it
+            scores[tau], stats[tau] = sub.stats["valid_curve"][-1].get("ndcg@5"), (final, sub.stats)
+        choice = [max(cfg.tau_grid, key=lambda t: (scores[t], -t)) if None not in scores.values() else None]
+        best = broadcast_object_list(choice)[0]  # ties: the smaller tau
+        ctx.stats.update(stats[best][1])
+        ctx.stats["tau_selection"] = {"scores": {f"{t:g}": v for t, v in scores.items()}, "chosen": best,
+                                      "criterion": "final align-valid NDCG@5"}
+        ctx.log.info("tau chosen on the alignment-validation windows: %g (%s)", best,
+                     json.dumps(ctx.stats["tau_selection"]["scores"]))
+        return stats[best][0]
+    return _train_blade(ctx, cfg)
+
+
+def _train_blade(ctx, cfg: BladeConfig) -> Path:
     from accelerate import PartialState
 
     if cfg.reward not in REWARDS:
@@ -121,8 +159,9 @@ def train_blade(ctx, cfg: BladeConfig) -> Path:
         sft_path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
     model, tok, _ = load_sft(sft_path)
     trie = get_trie(ctx, tok)
-    align = ctx.data.splits["align"]
-    train_w, valid_w = alignment_subset(ctx.data, cfg.n_align_train, cfg.n_align_valid, ctx.seed)
+    align = alignment_pool(ctx.data, ctx.profile.align_source)
+    train_w, valid_w = alignment_subset(ctx.data, cfg.n_align_train, cfg.n_align_valid, ctx.seed,
+                                        ctx.profile.align_source)
     pos = {w: i for i, w in enumerate(align)}
     train_idx = [pos[w] for w in train_w]
 
@@ -142,4 +181,4 @@ def train_blade(ctx, cfg: BladeConfig) -> Path:
                       extra_info={"ref_reward_mean": ctx.stats.get("ref_reward_mean")})
 
 
-__all__ = ["BladeConfig", "PROFILE_OVERRIDES", "train_blade", "blade_group_reward", "window_reward"]
+__all__ = ["BladeConfig", "PROFILE_OVERRIDES", "BLADE_PROFILE_OVERRIDES", "train_blade", "blade_group_reward", "window_reward"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.data import alignment_pool
 from methods.common.llm import generate_for
 from methods.common.models import content_hash
 from methods.common.sft import load_sft
@@ -28,19 +29,21 @@ def reference_lists(ctx, sft_path: Path, align_idx: list[int], M: int, temperatu
     Args:
         ctx: the run context (data, profile, cache dir, stats).
         sft_path: the SFT checkpoint (pi_ref).
-        align_idx: indices into ``ctx.data.splits["align"]`` of the prompts that need a set.
+        align_idx: indices into the alignment pool (`benchmark.data.alignment_pool` of the profile's
+            ``align_source``) of the prompts that need a set.
         M: lists per prompt.
         temperature, repetition_penalty: the sampling settings (the rollouts').
 
     Returns:
-        {align window index: int32 array [M, K]}.
+        {pool window index: int32 array [M, K]}.
     """
     from accelerate import PartialState
 
     sft = Path(sft_path)  # keyed relative to the cache, so a moved or copied cache keeps its reference sets
     sft_key = str(sft.relative_to(ctx.cache_dir)) if sft.is_relative_to(ctx.cache_dir) else str(sft)
     key = content_hash({"sft": sft_key, "M": M, "T": temperature, "rp": repetition_penalty,
-                        "k": ctx.profile.k, "excl": ctx.profile.exclude_history, "data": ctx.data.data_hash})
+                        "k": ctx.profile.k, "excl": ctx.profile.exclude_history, "data": ctx.data.data_hash,
+                        **({"pool": ctx.profile.align_source} if ctx.profile.align_source != "align" else {})})
     path = ctx.cache_dir / "refsets" / f"{ctx.data.name}-{ctx.profile.name}-{key}.npz"
     state = PartialState()
     with state.main_process_first():
@@ -51,7 +54,8 @@ def reference_lists(ctx, sft_path: Path, align_idx: list[int], M: int, temperatu
         missing = [i for i in align_idx if i not in have]
         if missing and state.is_main_process:
             model, tok, _ = load_sft(sft_path)
-            wins = [ctx.data.splits["align"][i] for i in missing]
+            pool = alignment_pool(ctx.data, ctx.profile.align_source)
+            wins = [pool[i] for i in missing]
             ctx.log.info("reference set: sampling %d lists for %d prompts (M=%d)", M * len(wins), len(wins), M)
             torch.manual_seed(0)  # the reference set does not depend on the run seed
             t0 = time.time()
