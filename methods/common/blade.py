@@ -22,10 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import LogitsProcessorList, TrainerCallback
+from transformers import LogitsProcessorList, SchedulerType, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from benchmark.config import above, at_least, check_fields, one_of
 from benchmark.data import Window, alignment_subset
+from benchmark.errors import UserError
+from benchmark.io import complete_checkpoint
+from benchmark.locks import main_lock
 from benchmark.metrics import ndcg_at_k, recall_at_k
 from methods.common.estimator import bayes_cdf, proxy_reward, zero_spread_fraction
 from methods.common.llm import generate_for, get_trie, prompts_for
@@ -78,6 +82,23 @@ class BladeConfig:
     n_align_valid: int = 512
     eval_every: int = 50
 
+    def __post_init__(self):
+        check_fields(self, "config", BLADE_RULES)
+        if self.smoothing == "none" and self.M == 0 and self.tau == 0:
+            raise UserError("config fields M = 0, tau = 0 with smoothing = 'none' make the estimator 0/0: set M >= 1, "
+                            "tau > 0 or smoothing=add_one")
+
+
+BLADE_RULES = {
+    "reward": one_of(*REWARDS), "smoothing": one_of("add_one", "none"),
+    "lr_scheduler": one_of(*(s.value for s in SchedulerType)),
+    **{k: at_least(1) for k in ("reward_k", "n", "prompts_per_step", "n_align_train", "n_align_valid")},
+    **{k: at_least(0) for k in ("M", "eval_every")}, "G": at_least(2),
+    **{k: at_least(0.0) for k in ("lam", "tau", "beta")},
+    **{k: above(0.0) for k in ("epsilon", "lr", "epochs", "temperature", "repetition_penalty")},
+    "max_steps": ((lambda v: v == -1 or v >= 1), "-1 (epochs decide) or an integer >= 1"),
+}
+
 
 # Per-profile defaults for the BoN family (the paper's values are the dataclass defaults, used by `paper`).
 PROFILE_OVERRIDES = {
@@ -106,7 +127,7 @@ def reference_lists(ctx, sft_path: Path, align_idx: list[int], M: int, cfg: Blad
                         "k": ctx.profile.k, "excl": ctx.profile.exclude_history, "data": ctx.data.data_hash})
     path = ctx.cache_dir / "refsets" / f"{ctx.data.name}-{ctx.profile.name}-{key}.npz"
     state = PartialState()
-    with state.main_process_first():
+    with state.main_process_first(), main_lock(path.with_name(path.name + ".lock")):
         have: dict[int, np.ndarray] = {}
         if path.exists():
             z = np.load(path)
@@ -315,7 +336,7 @@ def train_blade(ctx, cfg: BladeConfig) -> Path:
                               ref_rewards=ref)
     valid_prompts_model["trainer"] = trainer
     work = ctx.run_dir / "work"
-    resume = bool(list(work.glob("checkpoint-*"))) if work.exists() else False
+    resume = complete_checkpoint(work)  # incomplete checkpoints (killed inside a save) are removed
     ctx.log.info("GRPO %s: %d prompts x G=%d, M=%d, tau=%g, reward=%s, %d processes, resume=%s", ctx.data.name,
                  len(train_w), cfg.G, cfg.M, cfg.tau, cfg.reward, n_proc, resume)
     t0 = time.time()
