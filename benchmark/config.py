@@ -185,8 +185,8 @@ class Profile:
     def __post_init__(self):
         check_fields(self, "profile", PROFILE_RULES)
         if self.hidden % self.heads:
-            raise UserError(f"profile field heads = {self.heads} is invalid: hidden = {self.hidden} must be a multiple "
-                            "of it. Set it with --set heads=VALUE")
+            raise UserError(f"profile field heads = {self.heads} is invalid: hidden = {self.hidden} must be a "
+                            "multiple of it. Set it with --set heads=VALUE")
 
 
 PROFILES: dict[str, Profile] = {

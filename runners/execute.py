@@ -13,12 +13,13 @@ import numpy as np
 import torch
 
 from benchmark.data import cap_windows
+from benchmark.faults import fault_point
+from benchmark.io import remove_stale_tmps
+from benchmark.locks import all_processes_lock
 from benchmark.metrics import score_lists
 from methods.base import RunContext
 from methods.registry import get_method
-from benchmark.faults import fault_point
-from benchmark.locks import all_processes_lock
-from results.record import is_finished, run_status, set_aside, write_run
+from results.record import is_finished, record_path, run_status, set_aside, write_run
 from runners.plan import RunSpec
 from runners.provenance import provenance
 
@@ -60,6 +61,7 @@ def _finished(spec: RunSpec, results_dir: Path) -> bool:
     """Decided by the main process: the run has a complete record (a damaged one is set aside: the run is redone)."""
     finished = False
     if is_main_process():
+        remove_stale_tmps(record_path(results_dir, spec.dataset, spec.method, spec.run_id).parent)  # killed writes
         status = run_status(results_dir, spec.dataset, spec.method, spec.run_id)
         if status not in (None, "finished"):
             aside = set_aside(results_dir, spec.dataset, spec.method, spec.run_id)

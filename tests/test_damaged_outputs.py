@@ -4,6 +4,8 @@ damaged or missing file instead of a traceback or an empty table; `report --out`
 import gzip
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,12 @@ def _copy(pop_results, tmp_path):
     shutil.copytree(src / "res", res)
     rec = next(res.glob("steam/pop/*.json"))
     return res, rec, [a if a != str(src / "res") else str(res) for a in args]
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
 
 
 def _status(rec: Path) -> str | None:
@@ -85,7 +93,10 @@ def test_run_sets_a_damaged_record_aside_and_runs_it_again(pop_results, tmp_path
     _, rec, args = _copy(pop_results, tmp_path)
     good = json.loads(rec.read_text())
     _truncate(rec)
+    stale = rec.with_name(f".{rec.name}.tmp{_dead_pid()}")  # a killed write of this record
+    stale.write_text("{")
     assert main(args) == 0
+    assert not stale.exists()
     again = json.loads(rec.read_text())
     assert again["metrics"] == good["metrics"] and again["run_id"] == good["run_id"]
     assert rec.with_name(rec.name + ".damaged").exists()  # kept for inspection; reports read only *.json

@@ -127,7 +127,8 @@ def test_check_output_dir(tmp_path, monkeypatch):
 
 def test_fault_point_kills_at_the_nth_visit(tmp_path):
     code = ("from benchmark.faults import fault_point\n"
-            "fault_point('elsewhere'); fault_point('x'); print('first', flush=True); fault_point('x'); print('second')")
+            "fault_point('elsewhere'); fault_point('x'); print('first', flush=True)\n"
+            "fault_point('x'); print('second')")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        env={**os.environ, "BENCHMARK_FAULT": "x@2"})
     assert r.returncode == -9 and r.stdout == "first\n"

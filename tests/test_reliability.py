@@ -95,7 +95,8 @@ def test_kill_anywhere_then_rerun_gives_the_uninterrupted_records(reference, dat
     rc, err = _run(tmp_path, data_dir, fault="atomic_write@3")
     assert rc == -9, err[-2000:]
     assert "GRPO steam" in err and "resume=True" in err
-    assert list(tmp_path.glob("res/steam/blade_n/.*.json.tmp*")) and not list(tmp_path.glob("res/steam/blade_n/*.json"))
+    assert list(tmp_path.glob("res/steam/blade_n/.*.json.tmp*"))
+    assert not list(tmp_path.glob("res/steam/blade_n/*.json"))
 
     # 4. rerun to the end: the records equal the uninterrupted run's, and nothing half-written is left
     rc, err = _run(tmp_path, data_dir)
@@ -130,7 +131,8 @@ def _dataset(d: Path, users=40, per=15, items=30, dup=False) -> Path:
         lines.append(json.dumps({"item_id": "7", "title": "Item 7 again", "genres": []}))
     (d / "items.jsonl").write_text("\n".join(lines) + "\n")
     rng = random.Random(0)
-    rows = ["user_id,item_id,timestamp"] + [f"u{u},{rng.randrange(items)},{t}" for u in range(users) for t in range(per)]
+    rows = ["user_id,item_id,timestamp"]
+    rows += [f"u{u},{rng.randrange(items)},{t}" for u in range(users) for t in range(per)]
     with gzip.open(d / "interactions.csv.gz", "wt") as f:
         f.write("\n".join(rows) + "\n")
     return d
@@ -208,9 +210,9 @@ def test_bad_input_is_refused_before_any_write(what, extra, expect, data_dir, tm
 def test_bad_input_through_the_real_command_line(tmp_path):
     """The same refusals as a user sees them: exit status 2, one stderr line, no traceback, no log lines."""
     d, f = _bad_data(tmp_path, "truncated_gzip")
-    r = subprocess.run([sys.executable, "-m", "benchmark", "run", "--methods", "pop", "--profile", "smoke", "--datasets",
-                        str(d), "--results-dir", str(tmp_path / "res"), "--cache-dir", str(tmp_path / "cache")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "benchmark", "run", "--methods", "pop", "--profile", "smoke",
+                        "--datasets", str(d), "--results-dir", str(tmp_path / "res"), "--cache-dir",
+                        str(tmp_path / "cache")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and f"error: {f} is truncated" in r.stderr, r.stderr
     assert not (tmp_path / "res").exists() and not (tmp_path / "cache").exists()
 
