@@ -18,6 +18,8 @@ from benchmark.errors import UserError, unknown_name
 
 def _datasets(arg: str) -> list[str]:
     names = [d.strip() for d in arg.split(",") if d.strip()]
+    if not names:
+        raise UserError(f"--datasets {arg!r} is empty. Give comma-separated names ({', '.join(DATASETS)}) or folders")
     for n in names:
         if n not in DATASETS and not Path(n).is_dir():
             raise unknown_name("dataset", n, DATASETS)
@@ -25,22 +27,30 @@ def _datasets(arg: str) -> list[str]:
 
 
 def cmd_run(a) -> int:
+    from benchmark import faults
     from benchmark.data import load_dataset
+    from benchmark.io import check_output_dir
     from runners.execute import execute
-    from runners.plan import parse_methods, plan
+    from runners.plan import parse_methods, plan, resolve
 
+    # everything the user gave is checked before any work: names, values, output places, then the data
     profile = get_profile(a.profile)
     methods = parse_methods(a.methods)
     names = _datasets(a.datasets)
+    overrides = split_overrides(a.set)
+    resolve(methods, profile, a.seeds, overrides)
+    results_dir, cdir = Path(a.results_dir), Path(a.cache_dir) if a.cache_dir else cache_dir()
+    check_output_dir(results_dir, "--results-dir")
+    check_output_dir(cdir, "--cache-dir")
     dd = data_dir(a.data_dir)
     datasets = [load_dataset(n, dd) for n in names]
-    specs = plan(methods, datasets, profile, a.seeds, split_overrides(a.set), splits=tuple(a.splits.split(",")))
+    specs = plan(methods, datasets, profile, a.seeds, overrides, splits=tuple(a.splits.split(",")))
     if a.dry_run:
         from runners.plan import describe
 
         print(describe(specs, int(os.environ.get("WORLD_SIZE", "1"))))
         return 0
-    results_dir, cdir = Path(a.results_dir), Path(a.cache_dir) if a.cache_dir else cache_dir()
+    faults.install()
     logging.getLogger("benchmark").info("planned %d runs (%s x %s x seeds %s) -> %s", len(specs), ",".join(methods),
                                         ",".join(names), a.seeds, results_dir)
     t0 = time.time()

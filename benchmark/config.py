@@ -8,13 +8,125 @@ The fully resolved configs are stored in every run record.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import types
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from benchmark.errors import UserError, unknown_name
+
+
+# ------------------------------------------------------------------------------------------------ validation
+# A rule is (predicate, what the valid values are). `check_fields` applies a dataclass's rules after checking every
+# field against its type annotation, so a config is validated once, when it is built (``__post_init__``): on the
+# command line, in tests and from Python alike.
+Rule = tuple[typing.Callable[[Any], bool], str]
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def at_least(lo: float) -> Rule:
+    """v >= lo and finite; an int `lo` is for int fields (the message says "an integer")."""
+    kind = "an integer" if isinstance(lo, int) else "a finite number"
+    return (lambda v: _finite(v) and v >= lo), f"{kind} >= {lo}"
+
+
+def above(lo: float, allow_inf: bool = False) -> Rule:
+    return ((lambda v: (_finite(v) or (allow_inf and v == math.inf)) and v > lo),
+            f"a number > {lo}" + ("" if allow_inf else ", finite") + (" (inf allowed)" if allow_inf else ""))
+
+
+def in_range(lo: float, hi: float, hi_open: bool = False) -> Rule:
+    return ((lambda v: _finite(v) and lo <= v and (v < hi if hi_open else v <= hi)),
+            f"a number in [{lo}, {hi}{')' if hi_open else ']'}")
+
+
+def one_of(*values) -> Rule:
+    return (lambda v: v in values), "one of " + ", ".join(map(str, values))
+
+
+def optional(rule: Rule) -> Rule:
+    return (lambda v: v is None or rule[0](v)), f"None or {rule[1]}"
+
+
+def _type_ok(v, typ) -> bool:
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if typ is Any:
+        return True
+    if origin in (typing.Union, getattr(types, "UnionType", None)):
+        return any(_type_ok(v, a) for a in args)
+    if typ is type(None):
+        return v is None
+    if origin is tuple:
+        if not isinstance(v, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_type_ok(x, args[0]) for x in v)
+        return len(v) == len(args) and all(_type_ok(x, a) for x, a in zip(v, args))
+    if typ is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if typ is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, origin or typ) if isinstance(origin or typ, type) else True
+
+
+def check_fields(cfg: Any, what: str, rules: dict[str, Rule] | None = None,
+                 fix: str = "Set it with --set {name}=VALUE") -> None:
+    """Validate dataclass `cfg`: every field has its annotated type, no float is NaN, and each field named in `rules`
+    satisfies its predicate. Raises a one-line UserError naming `what`, the field, the value and the valid range."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        typ = hints.get(f.name, Any)
+        nan = isinstance(v, float) and math.isnan(v)
+        if nan or not _type_ok(v, typ):
+            raise UserError(f"{what} field {f.name} = {v!r} is invalid: expected {_type_name(typ)}"
+                            f"{' (not NaN)' if nan else ''}. {fix.format(name=f.name)}")
+        if rules and f.name in rules and not rules[f.name][0](v):
+            raise UserError(f"{what} field {f.name} = {v!r} is invalid: expected {rules[f.name][1]}. "
+                            f"{fix.format(name=f.name)}")
+
+
+def _type_name(typ) -> str:
+    return getattr(typ, "__name__", None) or str(typ).replace("typing.", "")
+
+
+def check_seeds(seeds) -> list[int]:
+    """Run seeds: a non-empty list of integers in [0, 2**32) (numpy's seed range)."""
+    if not seeds:
+        raise UserError("--seeds is empty. Give one or more integers >= 0, e.g. --seeds 0 1 2")
+    for s in seeds:
+        if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < 2**32:
+            raise UserError(f"--seeds {s!r} is invalid: expected an integer in [0, 2**32). E.g. --seeds 0 1 2")
+    return list(seeds)
+
+
+SFT_SELECT = ("loss", "ndcg", "last")  # how SFT picks its checkpoint (Profile.sft_select)
+
+PROFILE_RULES: dict[str, Rule] = {
+    "name": ((lambda v: bool(v)), "a non-empty name"),
+    "item_repr": one_of("title", "item_token"),
+    "model": ((lambda v: v in ("scratch", "smollm2") or (v.startswith("hf:") and len(v) > 3)),
+              "scratch, smollm2 or hf:<repo id>"),
+    **{k: at_least(1) for k in ("hidden", "layers", "heads", "intermediate", "bpe_vocab", "max_positions", "k",
+                                "sft_batch", "sft_eval_every", "sft_patience", "sft_eval_windows", "eval_batch")},
+    "attention_dropout": in_range(0.0, 1.0, hi_open=True),
+    "sft_lr": above(0.0),
+    "sft_weight_decay": at_least(0.0),
+    "sft_warmup_steps": at_least(0),
+    "sft_max_epochs": above(0.0),
+    "sft_max_time_s": above(0.0, allow_inf=True),
+    "max_sft_windows": optional(at_least(1)),
+    "max_eval_windows": optional(at_least(1)),
+    "align_source": one_of("align", "train"),
+    "sft_select": one_of(*SFT_SELECT),
+    "sft_label_smoothing": in_range(0.0, 1.0, hi_open=True),
+}
 
 
 @dataclass(frozen=True)
@@ -92,12 +204,16 @@ class Profile:
     max_eval_windows: int | None = None
     eval_batch: int = 64
 
+    def __post_init__(self):
+        check_fields(self, "profile", PROFILE_RULES)
+        if self.hidden % self.heads:
+            raise UserError(f"profile field heads = {self.heads} is invalid: hidden = {self.hidden} must be a "
+                            "multiple of it. Set it with --set heads=VALUE")
+
 
 # Profile fields that only size the from-scratch model (a pretrained model brings its own).
 SCRATCH_ONLY = frozenset({"hidden", "layers", "heads", "intermediate", "attention_dropout", "bpe_vocab",
                           "max_positions"})
-
-SFT_SELECT = ("loss", "ndcg", "last")
 
 PROFILES: dict[str, Profile] = {
     # Tests and CI: a tiny Llama, a few hundred windows, every method in minutes.
@@ -127,6 +243,19 @@ PROFILES: dict[str, Profile] = {
         sft_max_time_s=float("inf"), eval_batch=64, attention_dropout=0.0, bf16=True,
     ),
 }
+
+DATA_RULES: dict[str, Rule] = {
+    **{k: at_least(1) for k in ("min_user_interactions", "history_len", "target_len", "min_target", "stride")},
+    "top_item_frac": ((lambda v: _finite(v) and 0 < v <= 1), "a number in (0, 1]"),
+    "split": one_of("user", "temporal"),
+    "split_fracs": ((lambda v: len(v) == 4 and all(_finite(x) and x >= 0 for x in v) and abs(sum(v) - 1) <= 1e-6),
+                    "4 fractions >= 0 (sft, align, valid, test) that sum to 1"),
+    "split_seed": at_least(0),
+    "genre_rule": one_of("list", "first"),
+    "samples_align_frac": in_range(0.0, 1.0, hi_open=True),
+    "samples_valid_frac": in_range(0.0, 1.0, hi_open=True),
+}
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -158,6 +287,12 @@ class DataConfig:
     genres: tuple[str, ...] = ()
     samples_align_frac: float = 0.25
     samples_valid_frac: float = 0.10
+
+    def __post_init__(self):
+        check_fields(self, "data config", DATA_RULES, fix="Fix it in the dataset's settings")
+        if self.min_target > self.target_len:
+            raise UserError(f"data config field min_target = {self.min_target} is invalid: at most target_len = "
+                            f"{self.target_len}. Fix it in the dataset's settings (dataset.json)")
 
 
 # The datasets shipped in ./data. Each folder's settings live beside its files, in dataset.json (read by
@@ -223,7 +358,11 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], what: str) -> Any:
         if key not in valid:
             raise UserError(f"unknown {what} key {key!r}. Valid keys: {', '.join(sorted(valid))}")
         parsed[key] = _coerce(value, hints[key], key) if isinstance(value, str) else value
-    return replace(cfg, **parsed)
+    try:
+        return replace(cfg, **parsed)  # validated by the dataclass's __post_init__
+    except UserError as e:  # a method Config says "config field ...": name the method
+        msg = str(e)
+        raise UserError(what + msg[len("config"):] if msg.startswith("config field") else msg) from None
 
 
 def split_overrides(sets: list[str]) -> dict[str, str]:
@@ -242,5 +381,6 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-__all__ = ["Profile", "PROFILES", "SCRATCH_ONLY", "DataConfig", "DATASETS", "get_profile", "data_dir", "cache_dir",
-           "apply_overrides", "split_overrides", "to_dict", "field"]
+__all__ = ["Profile", "PROFILES", "SCRATCH_ONLY", "SFT_SELECT", "DataConfig", "DATASETS", "get_profile", "data_dir",
+           "cache_dir", "apply_overrides", "split_overrides", "to_dict", "field", "check_fields", "at_least", "above",
+           "in_range", "one_of", "optional", "check_seeds"]

@@ -17,12 +17,14 @@ windows. Samples datasets (Goodreads) come pre-windowed: train -> sft/align (75/
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
 import json
 import math
 import random
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -129,18 +131,36 @@ def dataset_config(d: Path) -> DataConfig:
     for key, value in raw.items():
         if key not in valid:
             raise UserError(f"{path}: unknown field {key!r}. Valid fields: {', '.join(sorted(valid))}")
-        want = typing.get_origin(hints[key]) or hints[key]
+        want = typing.get_origin(hints[key]) or hints[key]  # JSON has lists, not tuples, and 1 for 1.0
         value = tuple(value) if want is tuple and isinstance(value, list) else value
-        value = float(value) if want is float and isinstance(value, int) and not isinstance(value, bool) else value
-        if not isinstance(value, want) or isinstance(value, bool) is not (want is bool):
-            raise UserError(f"{path}: field {key!r} must be a {want.__name__}, got {value!r}")
-        out[key] = value
-    return DataConfig(**out)
+        out[key] = float(value) if want is float and type(value) is int else value
+    try:
+        return DataConfig(**out)  # validates every field (type and range)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+
+
+@contextlib.contextmanager
+def _readable(path: Path):
+    """Turn a damaged file (truncated gzip, not gzip, not UTF-8) met while reading `path` into one UserError."""
+    fix = "Copy it again, or rebuild the dataset with `python -m benchmark data import`"
+    try:
+        yield
+    except gzip.BadGzipFile:
+        with open(path, "rb") as f:
+            head = f.read(16)
+        raise UserError(f"{path} is not gzip-compressed (it starts with {head!r}): compress the plain file with "
+                        f"`gzip` (FILE -> FILE.gz). {fix}") from None
+    except (EOFError, zlib.error) as e:
+        raise UserError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}). {fix}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}). {fix}") from None
 
 
 def _read_items(path: Path) -> list[dict]:
     items = []
-    with open(path, encoding="utf-8") as f:
+    first_line: dict[str, int] = {}
+    with _readable(path), open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             try:
                 d = json.loads(line)
@@ -150,6 +170,10 @@ def _read_items(path: Path) -> list[dict]:
                 if not isinstance(d.get(key), typ) or (typ is str and not d[key]):
                     raise UserError(f"{path}, line {n}: field {key!r} must be a non-empty {typ.__name__}, "
                                     f"got {d.get(key)!r}")
+            if d["item_id"] in first_line:
+                raise UserError(f"{path}, line {n}: item_id {d['item_id']!r} repeats line {first_line[d['item_id']]}; "
+                                "each item must appear once. Remove or merge the duplicate line")
+            first_line[d["item_id"]] = n
             items.append(d)
     return items
 
@@ -157,7 +181,7 @@ def _read_items(path: Path) -> list[dict]:
 def _read_interactions(path: Path, known: set[str]) -> dict[str, list[tuple[int, str]]]:
     """user -> [(timestamp, item_id)] in file order (stable within equal timestamps)."""
     seqs: dict[str, list[tuple[int, str]]] = {}
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+    with _readable(path), gzip.open(path, "rt", encoding="utf-8", newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header != ["user_id", "item_id", "timestamp"]:
@@ -180,7 +204,7 @@ def _read_interactions(path: Path, known: set[str]) -> dict[str, list[tuple[int,
 
 def _read_samples(path: Path, known: set[str]) -> list[dict]:
     out = []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
+    with _readable(path), gzip.open(path, "rt", encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             try:
                 d = json.loads(line)
@@ -230,8 +254,6 @@ def load_dataset(name_or_path: str, data_dir: Path, cfg: DataConfig | None = Non
     """Load, preprocess and split a dataset. Deterministic given (files, cfg)."""
     name, d = resolve_dataset_dir(name_or_path, data_dir)
     cfg = cfg or dataset_config(d)
-    if not 1 <= cfg.min_target <= cfg.target_len:
-        raise UserError(f"{d}: min_target = {cfg.min_target} must be between 1 and target_len = {cfg.target_len}")
     if cfg.split not in ("user", "temporal"):
         raise UserError(f"data split {cfg.split!r} unknown. Valid: user, temporal")
     if abs(sum(cfg.split_fracs) - 1) > 1e-6:
@@ -240,10 +262,27 @@ def load_dataset(name_or_path: str, data_dir: Path, cfg: DataConfig | None = Non
     raw_items = _read_items(items_path)
     known = {x["item_id"] for x in raw_items}
     if (d / "interactions.csv.gz").exists():
-        return _load_interactions(name, d, raw_items, known, cfg)
+        return _check_usable(_load_interactions(name, d, raw_items, known, cfg), d / "interactions.csv.gz")
     if (d / "samples.jsonl.gz").exists():
-        return _load_samples(name, d, raw_items, known, cfg)
+        return _check_usable(_load_samples(name, d, raw_items, known, cfg), d / "samples.jsonl.gz")
     raise UserError(f"{d}: needs interactions.csv.gz or samples.jsonl.gz beside items.jsonl")
+
+
+def _check_usable(ds: Dataset, path: Path) -> Dataset:
+    """Refuse a dataset the protocol cannot use, naming the file: no user left by the interaction filter, or a
+    split (sft, align, valid, test) without a window."""
+    cfg = ds.config
+    if ds.stats["users"] == 0:
+        raise UserError(f"{path}: no user has >= {cfg.min_user_interactions} interactions (after the item filter, "
+                        f"top_item_frac = {cfg.top_item_frac}), so there is nothing to train or test on. Use a "
+                        "dataset with longer user histories")
+    empty = [s for s in SPLITS if not ds.splits[s]]
+    if empty:
+        sizes = ", ".join(f"{s} {len(ds.splits[s])}" for s in SPLITS)
+        raise UserError(f"{path}: too few users for the splits: no window in {', '.join(empty)} (windows: {sizes}; "
+                        f"{ds.stats['users']} users kept, split {cfg.split} {cfg.split_fracs}). Every split needs "
+                        "at least one window: use a dataset with more users")
+    return ds
 
 
 def _id_key(i: str):

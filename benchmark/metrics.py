@@ -18,6 +18,8 @@ Conventions (every method is scored by these, so they are fixed here):
   the means (the aggregate reports how many windows were defined: ``mgu_n``, ``ild_n``).
 * MGU, ILD, valid/duplicate rates and coverage use the first ``list_len`` entries of each list; Recall/NDCG@k
   use the first k.
+* Every float sum runs in a fixed order (genres sorted, never in set order), so metrics are bit-identical across
+  processes whatever PYTHONHASHSEED is.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def _genre_distribution(items: Sequence[int], item_genres: Sequence[Any], genre_
         if not g:
             continue
         n += 1
-        for c in g:
+        for c in sorted(g):  # sorted: float sums must not depend on the string hash seed (PYTHONHASHSEED)
             mass[c] = mass.get(c, 0.0) + 1.0 / len(g)
     if n == 0:
         return None
@@ -137,7 +139,7 @@ def mgu(
     p_h = _genre_distribution(history, item_genres, cs)
     if p_l is None or p_h is None:
         return None
-    return sum(abs(p_l.get(c, 0.0) - p_h.get(c, 0.0)) for c in cs) / len(cs)
+    return sum(abs(p_l.get(c, 0.0) - p_h.get(c, 0.0)) for c in sorted(cs)) / len(cs)  # sorted: see above
 
 
 def ild(ranked: Sequence[int], item_genres: Sequence[Any]) -> float | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmark.config import check_fields, one_of
 from methods.base import Method, RunContext
 from methods.common.sft import load_sft, train_sft
 from methods.registry import register_method
@@ -31,6 +32,9 @@ class BIGRec(Method):
         """Decoding of the SFT model (its training settings are the profile's `sft_*` fields)."""
 
         decoding: str = "greedy"  # the paper evaluates every trained method greedily
+
+        def __post_init__(self):
+            check_fields(self, "config", {"decoding": one_of("greedy", "sample", "beam")})
 
     def fit(self, ctx: RunContext) -> dict:
         path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)

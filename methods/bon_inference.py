@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmark.config import above, at_least, check_fields, one_of
 from methods.base import Method, RunContext
 from methods.common.llm import generate_for
-from methods.common.rewards import list_reward
+from methods.common.rewards import REWARDS, list_reward
 from methods.common.sft import load_sft, train_sft
 from methods.registry import register_method
 
@@ -32,6 +33,10 @@ class BoNInference(Method):
         reward: str = "ndcg"
         temperature: float = 0.8
         repetition_penalty: float = 1.05
+
+        def __post_init__(self):
+            check_fields(self, "config", {"n": at_least(1), "reward": one_of(*REWARDS), "temperature": above(0.0),
+                                          "repetition_penalty": above(0.0)})
 
     def fit(self, ctx: RunContext) -> dict:
         path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from benchmark.config import above, at_least, check_fields, in_range
 from methods.base import Method, RunContext
 from methods.common.sasrec import SASRecConfig, get_sasrec, sasrec_cache_path, sasrec_scores
 from methods.registry import register_method
@@ -53,6 +54,12 @@ class SASRec(Method):
         max_epochs: int = 200  # paper: 200 epochs; here a cap for early stopping
         patience: int = 5  # epochs without a better validation NDCG@10
         eval_every: int = 1
+
+        def __post_init__(self):
+            check_fields(self, "config", {
+                **{k: at_least(1) for k in ("hidden", "layers", "heads", "maxlen", "batch_size", "max_epochs",
+                                            "patience", "eval_every")},
+                "dropout": in_range(0.0, 1.0, hi_open=True), "lr": above(0.0), "weight_decay": at_least(0.0)})
 
     profile_overrides: ClassVar[dict[str, dict]] = {
         "smoke": {"hidden": 16, "layers": 1, "heads": 1, "maxlen": 10, "batch_size": 64, "max_epochs": 2},

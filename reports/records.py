@@ -6,15 +6,30 @@ named by ``predictions_file`` (one line per test window: ``{"user", "items", "ta
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
 from benchmark.errors import UserError
 
 REQUIRED_KEYS = ("run_id", "method", "display_name", "category", "dataset", "profile", "seed", "metrics")
+# the metric Table 1, the significance, sanity and GRPO tables read from every record of a decoded split (Table 3
+# shows "—" for any other metric a record lacks)
+REQUIRED_METRICS = ("ndcg@5",)
+
+
+@contextlib.contextmanager
+def _readable(path: Path):
+    """A truncated, non-gzip or non-UTF-8 predictions file is one UserError that names it."""
+    try:
+        yield
+    except (EOFError, OSError, zlib.error, UnicodeDecodeError) as e:
+        raise UserError(f"damaged predictions file {path} ({type(e).__name__}: {e}). Delete its record and run it "
+                        "again") from None
 
 
 def load_records(results_dir: Path) -> list[dict[str, Any]]:
@@ -44,6 +59,14 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
         missing = [k for k in REQUIRED_KEYS if k not in rec]
         if missing:
             raise UserError(f"malformed run record {path}: missing keys {', '.join(missing)}")
+        for field in ("metrics", "metrics_valid"):
+            m = rec.get(field) or {}
+            if field == "metrics" and "test" not in rec.get("splits", ["valid", "test"]):
+                continue  # a tuning record decoded no test window
+            lost = [k for k in REQUIRED_METRICS if not isinstance(m.get(k), (int, float))]
+            if field in rec and lost:
+                raise UserError(f"malformed run record {path}: {field} lacks {', '.join(lost)}. Run it again "
+                                "(delete the record) or remove it from the results folder")
         rec["_path"] = str(path)
         records.append(rec)
     return records
@@ -85,20 +108,22 @@ def dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def load_predictions(record: dict[str, Any], field: str = "predictions_file") -> list[dict[str, Any]] | None:
     """Read a record's predictions JSONL (test; ``field="valid_predictions_file"`` for validation); None if the
-    record names none or the file is absent.
+    record names none.
 
     Raises:
-        UserError: a line is not valid JSON or lacks ``user``/``metrics``.
+        UserError: the file the record names is missing, truncated or not gzip, a line is not valid JSON or lacks
+            ``user``/``metrics``.
     """
     name = record.get(field)
     if not name:
         return None
     path = Path(record["_path"]).parent / name
     if not path.exists():
-        return None
+        raise UserError(f"missing predictions file {path} (named by {record['_path']}). Copy it back, or delete the "
+                        "record and run it again")
     rows = []
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
+    with _readable(path), opener(path, "rt", encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue

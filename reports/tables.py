@@ -21,6 +21,7 @@ import numpy as np
 from tabulate import tabulate
 
 from benchmark.errors import UserError
+from benchmark.io import atomic_write_text, check_output_dir
 from benchmark.metrics import HIGHER_IS_BETTER, paired_bootstrap
 from reports.records import by_created, dedupe, load_predictions, load_records, row_key
 
@@ -403,25 +404,23 @@ def render_all(results_dir: Path, out_dir: Path) -> list[Path]:
         The written paths, sorted.
 
     Raises:
-        UserError: no records, or a malformed record/predictions file.
+        UserError: no records, a malformed record or predictions file, or `out_dir` is a file or not writable.
     """
     from reports.grpo import curve_table, diagnostics_table, is_grpo, is_sweep  # both import this module
     from reports.table1 import sanity, significance, table1
 
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir, "report --out")
     loaded = load_records(Path(results_dir))
     if not loaded:
         raise UserError(f"no run records under {results_dir} (expected <dataset>/<method>/<run_id>.json)")
     sweeps = [r for r in loaded if is_sweep(r)]  # tuning runs: validation only, never in the test tables
     records = dedupe([r for r in loaded if not is_sweep(r)])
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
 
     def write(name, md_tex):
         for ext, text in zip(("md", "tex"), md_tex):
-            path = out_dir / f"{name}.{ext}"
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
+            written.append(atomic_write_text(out_dir / f"{name}.{ext}", text))
 
     for profile in sorted({str(r["profile"]) for r in sweeps}):
         recs = [r for r in sweeps if str(r["profile"]) == profile]

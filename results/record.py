@@ -1,7 +1,9 @@
 """Run records: one JSON per finished run, written atomically, plus per-window predictions as JSONL.
 
 Layout: ``<results_dir>/<dataset>/<method>/<run_id>.json`` and ``<run_id>.predictions.jsonl.gz`` beside it. The
-record is written LAST, so its presence means the run finished; the runner skips finished runs.
+record is written LAST (every file atomically, benchmark/io.py), so its presence means the run finished; the runner
+skips finished runs after checking the record and its predictions are complete (`damage`); a damaged record is set
+aside and its run done again.
 
 Record fields:
     run_id: hash of (method, dataset, profile, seed, resolved configs, data hash): re-running is idempotent.
@@ -22,28 +24,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
+import zlib
 from pathlib import Path
 
+from benchmark.io import atomic_write_gzip, atomic_write_text
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder + os.replace: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_gzip(path: Path, text: str) -> None:
-    """Like `atomic_write_text`, gzip-compressed (mtime 0, so identical content gives identical bytes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
-        f.write(text.encode("utf-8"))
-    os.replace(tmp, path)
+RECORD_KEYS = ("run_id", "method", "dataset", "profile", "seed", "config", "metrics", "metrics_valid", "n_test",
+               "n_valid")
 
 
 def record_path(results_dir: Path, dataset: str, method: str, run_id: str) -> Path:
@@ -65,5 +52,53 @@ def write_run(results_dir: Path, record: dict, predictions: list[dict], valid_pr
     return path
 
 
+def _count_lines(path: Path) -> int:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def damage(path: Path, run_id: str) -> str | None:
+    """Why the record at `path` (and the predictions files it names) is not a finished run, or None if it is.
+
+    A finished record parses, is an object with the expected `run_id` and the keys `RECORD_KEYS`, and every
+    predictions file it names exists, decompresses and has one line per scored window (``n_test`` / ``n_valid``).
+    """
+    try:
+        rec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return f"unreadable record ({type(e).__name__}: {e})"
+    if not isinstance(rec, dict) or rec.get("run_id") != run_id:
+        return f"not a record of run {run_id}"
+    missing = [k for k in RECORD_KEYS if k not in rec]
+    if missing:
+        return f"record lacks {', '.join(missing)}"
+    for field, n_key in (("predictions_file", "n_test"), ("valid_predictions_file", "n_valid")):
+        if rec.get(field):
+            pred = Path(path).with_name(rec[field])
+            try:
+                n = _count_lines(pred)
+            except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+                return f"{pred.name} unreadable ({type(e).__name__}: {e})"
+            if n != rec[n_key]:
+                return f"{pred.name} has {n} lines, the record scored {rec[n_key]} windows"
+    return None
+
+
+def run_status(results_dir: Path, dataset: str, method: str, run_id: str) -> str | None:
+    """``None`` (not run), ``"finished"``, or the damage of an existing record (see `damage`)."""
+    path = record_path(results_dir, dataset, method, run_id)
+    if not path.exists():
+        return None
+    return damage(path, run_id) or "finished"
+
+
 def is_finished(results_dir: Path, dataset: str, method: str, run_id: str) -> bool:
-    return record_path(results_dir, dataset, method, run_id).exists()
+    return run_status(results_dir, dataset, method, run_id) == "finished"
+
+
+def set_aside(results_dir: Path, dataset: str, method: str, run_id: str) -> Path:
+    """Rename a damaged record to ``<run_id>.json.damaged`` (kept for inspection; reports read only ``*.json``)."""
+    path = record_path(results_dir, dataset, method, run_id)
+    aside = path.with_name(path.name + ".damaged")
+    path.replace(aside)
+    return aside

@@ -28,6 +28,7 @@ import torch
 
 from benchmark.config import cache_dir, data_dir, get_profile
 from benchmark.data import alignment_subset, load_dataset
+from benchmark.io import atomic_write_text
 from methods.base import RunContext
 from methods.common.blade import PROFILE_OVERRIDES, BladeConfig, train_blade, window_reward
 from methods.common.estimator import bayes_cdf, proxy_reward
@@ -148,7 +149,7 @@ def main():
                     "tau_steps_each": len(taus[0.3])})
     print(json.dumps({k: v for k, v in res.items() if not k.endswith("steps_s")}, indent=1))
     if a.out:
-        Path(a.out).write_text(json.dumps(res, indent=1))
+        atomic_write_text(Path(a.out), json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import torch
 
 from benchmark.config import cache_dir, data_dir, get_profile
 from benchmark.data import load_dataset
+from benchmark.io import atomic_write_text
 from methods.base import RunContext
 from methods.common.llm import generate_for
 from methods.common.models import n_params
@@ -54,7 +55,7 @@ def main():
            "torch_threads": torch.get_num_threads()}
     print(json.dumps(out, indent=1))
     if a.out:
-        Path(a.out).write_text(json.dumps(out, indent=1))
+        atomic_write_text(Path(a.out), json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,13 @@ import numpy as np
 import torch
 
 from benchmark.data import cap_windows
+from benchmark.faults import fault_point
+from benchmark.io import remove_stale_tmps
+from benchmark.locks import all_processes_lock
 from benchmark.metrics import score_lists
 from methods.base import RunContext
 from methods.registry import get_method
-from results.record import is_finished, write_run
+from results.record import is_finished, record_path, run_status, set_aside, write_run
 from runners.plan import RunSpec
 from runners.provenance import provenance
 
@@ -43,11 +46,49 @@ def _score(ds, lists, windows, k):
     return score_lists(lists, windows, ds.item_genres, ds.genre_set, ds.n_items, list_len=k)
 
 
+def _main_decides(value):
+    """`value` as computed by the main process, on every process of the launch."""
+    from accelerate import PartialState
+
+    if PartialState().num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value], from_process=0)[0]
+
+
+def _finished(spec: RunSpec, results_dir: Path) -> bool:
+    """Decided by the main process: the run has a complete record (a damaged one is set aside: the run is redone)."""
+    finished = False
+    if is_main_process():
+        remove_stale_tmps(record_path(results_dir, spec.dataset, spec.method, spec.run_id).parent)  # killed writes
+        status = run_status(results_dir, spec.dataset, spec.method, spec.run_id)
+        if status not in (None, "finished"):
+            aside = set_aside(results_dir, spec.dataset, spec.method, spec.run_id)
+            log.warning("%s/%s seed %d (%s): damaged record (%s), moved to %s; running it again", spec.dataset,
+                        spec.method, spec.seed, spec.run_id, status, aside.name)
+        finished = status == "finished"
+    return _main_decides(finished)
+
+
 def execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
-    """Run `spec` unless its record exists. Returns the record (None if skipped)."""
-    if is_finished(results_dir, spec.dataset, spec.method, spec.run_id):
+    """Run `spec` unless its record exists. Returns the record (None if skipped).
+
+    One run at a time per run id: the run holds a lock beside its state (``cache/runs/<run_id>.lock``), so an
+    identical run started elsewhere waits, then finds the record and skips.
+    """
+    if _main_decides(is_finished(results_dir, spec.dataset, spec.method, spec.run_id)):
         log.info("skip %s/%s seed %d (%s): finished", spec.dataset, spec.method, spec.seed, spec.run_id)
         return None
+    with all_processes_lock(cache_dir / "runs" / f"{spec.run_id}.lock"):
+        if _finished(spec, results_dir):
+            log.info("skip %s/%s seed %d (%s): finished by another process", spec.dataset, spec.method, spec.seed,
+                     spec.run_id)
+            return None
+        return _execute(spec, results_dir, cache_dir)
+
+
+def _execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
     cls = get_method(spec.method)
     ds, profile = spec.data, spec.profile
     seed_everything(spec.seed)
@@ -60,6 +101,7 @@ def execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
     t0 = time.time()
     artifacts = method.fit(ctx) or {}
     fit_s = time.time() - t0
+    fault_point("after_fit")
     if not is_main_process():  # accelerate launch: every process trains, the main one evaluates and records
         return None
 

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.config import Profile, apply_overrides
+from benchmark.config import Profile, apply_overrides, check_fields, check_seeds
 from benchmark.data import Dataset, alignment_pool, alignment_subset, cap_windows, sft_windows
 from benchmark.errors import UserError
 from methods.common.models import content_hash
@@ -48,8 +48,11 @@ def resolve_configs(method: str, profile: Profile, overrides: dict[str, str]) ->
     sweep = getattr(cls, "sweep", [{}])
     if any(k in mine for entry in sweep for k in entry):
         sweep = [{}]
-    return [apply_overrides(apply_overrides(base, entry, f"{method} config"), mine, f"{method} config")
-            for entry in sweep]
+    out = [apply_overrides(apply_overrides(base, entry, f"{method} config"), mine, f"{method} config")
+           for entry in sweep]
+    for cfg in out:  # types and NaN for every method (its own __post_init__ checks its ranges)
+        check_fields(cfg, f"{method} config")
+    return out
 
 
 def split_sets(overrides: dict[str, str], profile: Profile, methods: list[str]) -> tuple[Profile, dict[str, str]]:
@@ -67,6 +70,17 @@ def split_sets(overrides: dict[str, str], profile: Profile, methods: list[str]) 
     return profile, rest
 
 
+def resolve(methods: list[str], profile: Profile, seeds: list[int], overrides: dict[str, str]
+            ) -> tuple[Profile, dict[str, list]]:
+    """Validate everything a plan needs except the data, before any work: the methods, the seeds, the profile with
+    its --set overrides and every method's resolved configs. Returns (profile, {method: [configs]})."""
+    if not methods:
+        raise UserError("--methods is empty. Give a comma-separated list or 'all'")
+    check_seeds(seeds)
+    profile, rest = split_sets(overrides, profile, methods)
+    return profile, {m: resolve_configs(m, profile, rest) for m in methods}
+
+
 def make_run_id(method: str, ds: Dataset, profile: Profile, seed: int, config,
                 splits: tuple[str, ...] = ("valid", "test")) -> str:
     key = {"method": method, "dataset": ds.name, "data_hash": ds.data_hash, "profile": dataclasses.asdict(profile),
@@ -79,11 +93,13 @@ def make_run_id(method: str, ds: Dataset, profile: Profile, seed: int, config,
 def plan(methods: list[str], datasets: list[Dataset], profile: Profile, seeds: list[int],
          overrides: dict[str, str], splits: tuple[str, ...] = ("valid", "test")) -> list[RunSpec]:
     """Datasets outermost (one SFT per dataset is shared by its runs), then methods in registry order, then seeds."""
-    profile, rest = split_sets(overrides, profile, methods)
+    profile, configs = resolve(methods, profile, seeds, overrides)
+    if not datasets:
+        raise UserError("--datasets is empty. Give comma-separated names (steam, cds, goodreads) or folders")
     specs = []
     for ds in datasets:
         for m in methods:
-            for cfg in resolve_configs(m, profile, rest):
+            for cfg in configs[m]:
                 for s in seeds:
                     specs.append(RunSpec(m, ds.name, profile, s, cfg, ds, make_run_id(m, ds, profile, s, cfg, splits),
                                          tuple(splits)))

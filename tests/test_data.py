@@ -80,7 +80,7 @@ def test_min_target_keeps_the_shorter_end_of_sequence_windows_only_when_asked(da
     assert min(lengths) == 1 and max(lengths) == 10
     assert sum(n == 10 for n in lengths) == len(steam.splits["test"])
     assert len(short.splits["test"]) == sum(max(0, len(seq) - 10) for seq in short.sequences["test"])
-    with pytest.raises(UserError, match="min_target = 11 must be between 1 and target_len = 10"):
+    with pytest.raises(UserError, match="min_target = 11 is invalid: at most target_len = 10"):
         load_dataset("steam", data_dir, dataclasses.replace(steam.config, min_target=11))
 
 
@@ -107,7 +107,7 @@ def test_settings_travel_with_the_dataset_folder(data_dir, steam, tmp_path):
     with pytest.raises(UserError, match=r"dataset.json: unknown field 'genre'. Valid fields: .*genre_rule"):
         load_dataset(str(copy), tmp_path)
     (copy / "dataset.json").write_text('{"min_target": "10"}')
-    with pytest.raises(UserError, match=r"dataset.json: field 'min_target' must be a int, got '10'"):
+    with pytest.raises(UserError, match=r"dataset.json: data config field min_target = '10' is invalid: expected int"):
         load_dataset(str(copy), tmp_path)
 
 

@@ -134,11 +134,21 @@ def test_profiles_get_separate_tables(results, tmp_path):
     assert "0.4100" not in out["table3_cpu.md"]
 
 
-def test_missing_predictions_omits_ci_with_a_note(results, tmp_path):
-    (results / "cds" / "d3" / "d3-cds-0.predictions.jsonl").unlink()
+def test_record_without_predictions_omits_ci_with_a_note(results, tmp_path):
+    rec_path = results / "cds" / "d3" / "d3-cds-0.json"
+    rec = json.loads(rec_path.read_text())
+    del rec["predictions_file"]  # the record names no predictions file
+    rec_path.write_text(json.dumps(rec))
     md = render(results, tmp_path)["table3_cpu.md"]
     assert re.search(r"\| 0\.0600\s+\|", md)
     assert "No predictions file (CI omitted): D³/CDs." in md
+
+
+def test_missing_predictions_file_is_an_error_naming_it(results, tmp_path):
+    # the record names a predictions file that is gone: an error, never a table silently without its CI
+    (results / "cds" / "d3" / "d3-cds-0.predictions.jsonl").unlink()
+    with pytest.raises(UserError, match="missing predictions file .*d3-cds-0.predictions.jsonl"):
+        render_all(results, tmp_path / "out")
 
 
 def test_malformed_record_is_named(results, tmp_path):

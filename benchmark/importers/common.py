@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from benchmark.errors import UserError, unknown_name
+from benchmark.io import atomic_write as _write_atomic
 
 # --------------------------------------------------------------------------------------------------------------
 # Raw-file descriptions, lookup and download
@@ -312,17 +313,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write via a temporary file in the same folder, then rename, so readers never see a partial file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _write_text(path: Path, lines: Iterable[str]) -> None:

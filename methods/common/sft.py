@@ -19,11 +19,11 @@ import torch
 from transformers import AutoModelForCausalLM, EarlyStoppingCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from benchmark.config import SFT_SELECT
 from benchmark.data import Dataset, Window, cap_windows, sft_windows
-from benchmark.errors import UserError
 from benchmark.prompts import build_completion, build_prompt, render_items
-from methods.common.models import _atomic_save_dir, build_model, content_hash, get_tokenizer, n_params
+from benchmark.io import atomic_save_dir, complete_checkpoint
+from benchmark.locks import all_processes_lock
+from methods.common.models import build_model, content_hash, get_tokenizer, n_params
 
 SFT_SEED = 0  # the shared checkpoint does not depend on the run seed
 
@@ -93,16 +93,24 @@ def sft_dir(ds: Dataset, profile, cache_dir: Path) -> Path:
 
 
 def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
-    """Train (or resume, or reuse) the shared SFT checkpoint; returns the folder with model + tokenizer."""
-    from datasets import Dataset as HFDataset
+    """Train (or resume, or reuse) the shared SFT checkpoint; returns the folder with model + tokenizer.
 
+    One trainer per checkpoint: a lock beside it makes another run that needs it wait, then reuse it. Every process
+    of an accelerate launch must call this together (they train together)."""
     root = sft_dir(ds, profile, cache_dir)
     final = root / "model"
     if (final / "sft_info.json").exists():
         return final
-    select = profile.sft_select
-    if select not in SFT_SELECT:
-        raise UserError(f"sft_select={select!r} unknown. Valid: {', '.join(SFT_SELECT)}")
+    with all_processes_lock(root.with_name(root.name + ".lock")):
+        if (final / "sft_info.json").exists():  # trained by another run while this one waited
+            return final
+        return _train_sft(ds, profile, cache_dir, log, root, final)
+
+
+def _train_sft(ds: Dataset, profile, cache_dir: Path, log, root: Path, final: Path) -> Path:
+    from datasets import Dataset as HFDataset
+
+    select = profile.sft_select  # validated with the profile (benchmark.config.SFT_SELECT)
     tok = get_tokenizer(ds, profile, cache_dir)
     train_w = cap_windows(sft_windows(ds, profile.align_source), profile.max_sft_windows, SFT_SEED)
     eval_w = cap_windows(ds.splits["valid"], profile.sft_eval_windows, SFT_SEED)
@@ -136,7 +144,7 @@ def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
                                  callbacks=[*stopping, _TimeLimit(profile.sft_max_time_s)])
     if select == "ndcg":
         trainer.ranking = _ranking_eval(ds, eval_w, profile, tok)
-    resume = any(p.name.startswith("checkpoint-") for p in work.glob("checkpoint-*")) if work.exists() else False
+    resume = complete_checkpoint(work)  # incomplete checkpoints (killed inside a save) are removed
     if log:
         log.info("SFT %s/%s: %d train windows, %d eval windows, %.2fM params, resume=%s", ds.name, profile.name,
                  len(train_w), len(eval_w), n_params(model) / 1e6, resume)
@@ -172,7 +180,7 @@ def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
         tok.save_pretrained(d)
         (Path(d) / "sft_info.json").write_text(json.dumps(info, indent=1))
 
-    _atomic_save_dir(save, final)
+    atomic_save_dir(save, final)
     if log:
         log.info("SFT done in %.0fs: kept step %d (%.2f epochs, by %s; best %.4f), %.0f tok/s", secs, best_step,
                  info["best_epoch"], select, st.best_metric or float("nan"), info["tokens_per_s"])

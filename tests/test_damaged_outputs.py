@@ -1,0 +1,158 @@
+"""Damaged outputs: a corrupt or truncated record is not a finished run (set aside and run again); `report` names the
+damaged or missing file instead of a traceback or an empty table; `report --out` must be a folder."""
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.errors import UserError
+from results.record import run_status, write_run
+
+
+@pytest.fixture(scope="module")
+def pop_results(data_dir, tmp_path_factory):
+    """One real `pop` smoke run (seconds): its record and predictions are what the cases below damage."""
+    tmp = tmp_path_factory.mktemp("pop")
+    args = ["run", "--methods", "pop", "--datasets", "steam", "--profile", "smoke", "--data-dir", str(data_dir),
+            "--results-dir", str(tmp / "res"), "--cache-dir", str(tmp / "cache")]
+    assert main(args) == 0
+    return tmp, args
+
+
+def _copy(pop_results, tmp_path):
+    src, args = pop_results
+    res = tmp_path / "res"
+    shutil.copytree(src / "res", res)
+    rec = next(res.glob("steam/pop/*.json"))
+    return res, rec, [a if a != str(src / "res") else str(res) for a in args]
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def _status(rec: Path) -> str | None:
+    return run_status(rec.parents[2], "steam", "pop", rec.stem)
+
+
+def _truncate(p: Path, keep: float = 0.5):
+    b = p.read_bytes()
+    p.write_bytes(b[: int(len(b) * keep)])
+
+
+def test_status_of_a_finished_record(pop_results, tmp_path):
+    _, rec, _ = _copy(pop_results, tmp_path)
+    assert _status(rec) == "finished"
+    assert run_status(rec.parents[2], "steam", "pop", "nope") is None
+
+
+@pytest.mark.parametrize("damage,expect", [
+    ("truncated_record", "unreadable record"),
+    ("empty_record", "unreadable record"),
+    ("other_run", "not a record of run"),
+    ("no_metrics", "record lacks metrics"),
+    ("truncated_predictions", "unreadable (EOFError"),
+    ("predictions_not_gzip", "unreadable (BadGzipFile"),
+    ("short_predictions", "has 63 lines, the record scored 64 windows"),
+    ("missing_predictions", "unreadable (FileNotFoundError"),
+])
+def test_damaged_record_is_not_finished(pop_results, tmp_path, damage, expect):
+    _, rec, _ = _copy(pop_results, tmp_path)
+    r = json.loads(rec.read_text())
+    pred = rec.with_name(r["predictions_file"])
+    if damage == "truncated_record":
+        _truncate(rec)
+    elif damage == "empty_record":
+        rec.write_text("")
+    elif damage == "other_run":
+        rec.write_text(json.dumps({**r, "run_id": "0123"}))
+    elif damage == "no_metrics":
+        rec.write_text(json.dumps({k: v for k, v in r.items() if k != "metrics"}))
+    elif damage == "truncated_predictions":
+        _truncate(pred)
+    elif damage == "predictions_not_gzip":
+        pred.write_bytes(gzip.decompress(pred.read_bytes()))
+    elif damage == "short_predictions":
+        lines = gzip.decompress(pred.read_bytes()).decode().splitlines(keepends=True)
+        pred.write_bytes(gzip.compress("".join(lines[:-1]).encode()))
+    elif damage == "missing_predictions":
+        pred.unlink()
+    status = _status(rec)
+    assert status not in (None, "finished") and expect in status
+
+
+def test_run_sets_a_damaged_record_aside_and_runs_it_again(pop_results, tmp_path, caplog):
+    _, rec, args = _copy(pop_results, tmp_path)
+    good = json.loads(rec.read_text())
+    _truncate(rec)
+    stale = rec.with_name(f".{rec.name}.tmp{_dead_pid()}")  # a killed write of this record
+    stale.write_text("{")
+    assert main(args) == 0
+    assert not stale.exists()
+    again = json.loads(rec.read_text())
+    assert again["metrics"] == good["metrics"] and again["run_id"] == good["run_id"]
+    assert rec.with_name(rec.name + ".damaged").exists()  # kept for inspection; reports read only *.json
+    assert "damaged record (unreadable record" in caplog.text
+
+
+def test_write_run_leaves_no_temporary(tmp_path):
+    rec = {"run_id": "abc", "dataset": "d", "method": "m"}
+    path = write_run(tmp_path, rec, [{"user": "u", "metrics": {}}], [{"user": "v", "metrics": {}}])
+    assert sorted(p.name for p in path.parent.iterdir()) == ["abc.json", "abc.predictions.jsonl.gz",
+                                                             "abc.valid.jsonl.gz"]
+
+
+# --- report ---------------------------------------------------------------------------------------------------
+
+def test_report_on_a_truncated_predictions_file_names_it(pop_results, tmp_path, capsys):
+    res, rec, _ = _copy(pop_results, tmp_path)
+    pred = rec.with_name(json.loads(rec.read_text())["predictions_file"])
+    _truncate(pred)
+    assert main(["report", "--results-dir", str(res), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"damaged predictions file {pred}" in err
+
+
+def test_report_on_a_missing_predictions_file_is_an_error_not_an_empty_table(pop_results, tmp_path, capsys):
+    res, rec, _ = _copy(pop_results, tmp_path)
+    pred = rec.with_name(json.loads(rec.read_text())["predictions_file"])
+    pred.unlink()
+    assert main(["report", "--results-dir", str(res), "--out", str(tmp_path / "out")]) == 2
+    assert f"missing predictions file {pred}" in capsys.readouterr().err
+
+
+def test_report_on_a_record_missing_a_metric_names_it(pop_results, tmp_path, capsys):
+    res, rec, _ = _copy(pop_results, tmp_path)
+    r = json.loads(rec.read_text())
+    del r["metrics"]["ndcg@5"]
+    rec.write_text(json.dumps(r))
+    assert main(["report", "--results-dir", str(res), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"malformed run record {rec}: metrics lacks ndcg@5" in err
+
+
+def test_report_out_on_an_existing_file(pop_results, tmp_path, capsys):
+    res, _, _ = _copy(pop_results, tmp_path)
+    out = tmp_path / "reports.md"
+    out.write_text("mine")
+    assert main(["report", "--results-dir", str(res), "--out", str(out)]) == 2
+    assert "report --out" in capsys.readouterr().err and out.read_text() == "mine"
+
+
+def test_load_predictions_raises_user_error(pop_results, tmp_path):
+    from reports.records import load_predictions, load_records
+
+    res, rec, _ = _copy(pop_results, tmp_path)
+    (r,) = load_records(res)
+    assert len(load_predictions(r)) == 64
+    rec.with_name(r["valid_predictions_file"]).write_bytes(b"\x1f\x8b\x08garbage")
+    with pytest.raises(UserError, match="damaged predictions file"):
+        load_predictions(r, "valid_predictions_file")

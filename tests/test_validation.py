@@ -1,0 +1,111 @@
+"""Every config is validated once, when it is built (dataclass __post_init__), whatever the path: CLI --set, Python
+API, tests. Errors are one-line UserErrors naming the field, the value and the valid range."""
+
+import dataclasses
+import math
+
+import pytest
+
+from benchmark.config import DATASETS, PROFILES, DataConfig, apply_overrides, check_seeds, data_dir
+from benchmark.data import dataset_config
+from benchmark.errors import UserError
+from methods.registry import all_methods, get_method
+from runners.plan import resolve, resolve_configs
+
+SMOKE = PROFILES["smoke"]
+
+
+def test_shipped_profiles_datasets_and_method_defaults_are_valid():
+    for p in PROFILES.values():
+        dataclasses.replace(p)
+    for name in DATASETS:  # the shipped datasets' settings (data/<name>/dataset.json) build valid configs
+        dataset_config(data_dir() / name)
+    for m in all_methods():
+        for profile in PROFILES.values():
+            assert resolve_configs(m, profile, {})  # defaults + per-profile overrides
+
+
+@pytest.mark.parametrize("field,value,expect", [
+    ("k", 0, "profile field k = 0 is invalid: expected an integer >= 1"),
+    ("k", -3, "profile field k = -3 is invalid: expected an integer >= 1"),
+    ("k", 2.0, "profile field k = 2.0 is invalid: expected int"),
+    ("max_eval_windows", 0, "max_eval_windows = 0 is invalid: expected None or an integer >= 1"),
+    ("item_repr", "foo", "item_repr = 'foo' is invalid: expected one of title, item_token"),
+    ("model", "gpt", "model = 'gpt' is invalid: expected scratch, smollm2 or hf:<repo id>"),
+    ("sft_lr", math.nan, "sft_lr = nan is invalid: expected float (not NaN)"),
+    ("sft_lr", 0.0, "sft_lr = 0.0 is invalid: expected a number > 0.0, finite"),
+    ("sft_lr", math.inf, "sft_lr = inf is invalid"),
+    ("attention_dropout", 1.0, "attention_dropout = 1.0 is invalid: expected a number in [0.0, 1.0)"),
+    ("heads", 3, "heads = 3 is invalid: hidden = 64 must be a multiple of it"),
+    ("bf16", "yes", "bf16 = 'yes' is invalid: expected bool"),
+])
+def test_bad_profile_values(field, value, expect):
+    with pytest.raises(UserError) as e:
+        dataclasses.replace(SMOKE, **{field: value})
+    assert expect in str(e.value) and f"--set {field}=" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_inf_only_where_it_means_no_limit():
+    assert dataclasses.replace(SMOKE, sft_max_time_s=math.inf).sft_max_time_s == math.inf
+    assert dataclasses.replace(SMOKE, max_eval_windows=None).max_eval_windows is None
+
+
+@pytest.mark.parametrize("method,sets,expect", [
+    ("blade_n", {"tau": "nan"}, "blade_n config field tau = nan is invalid: expected float (not NaN)"),
+    ("blade_n", {"tau": "-0.1"}, "blade_n config field tau = -0.1 is invalid: expected a finite number >= 0.0"),
+    ("blade_n", {"tau": "inf"}, "blade_n config field tau = inf is invalid"),
+    ("blade_n", {"reward": "foo"}, "reward = 'foo' is invalid: expected one of ndcg, recall, fair, div"),
+    ("blade_n", {"smoothing": "laplace"}, "smoothing = 'laplace' is invalid: expected one of add_one, none"),
+    ("blade_n", {"G": "1"}, "G = 1 is invalid: expected an integer >= 2"),
+    ("blade_n", {"M": "-1"}, "M = -1 is invalid: expected an integer >= 0"),
+    ("blade_n", {"max_steps": "0"}, "max_steps = 0 is invalid: expected -1 (epochs decide) or an integer >= 1"),
+    ("blade_n", {"lr_scheduler": "wobbly"}, "lr_scheduler = 'wobbly' is invalid: expected one of linear"),
+    ("bon_static", {"M": "0", "smoothing": "none"}, "M = 0, tau = 0 with smoothing = 'none' make the estimator 0/0"),
+    ("bon_inference", {"n": "0"}, "bon_inference config field n = 0 is invalid: expected an integer >= 1"),
+    ("bon_inference", {"reward": "foo"}, "reward = 'foo' is invalid: expected one of ndcg"),
+    ("bigrec", {"decoding": "nucleus"}, "decoding = 'nucleus' is invalid: expected one of greedy, sample, beam"),
+    ("sasrec", {"dropout": "1.5"}, "dropout = 1.5 is invalid: expected a number in [0.0, 1.0)"),
+])
+def test_bad_method_values(method, sets, expect):
+    with pytest.raises(UserError) as e:
+        resolve_configs(method, SMOKE, sets)
+    assert expect in str(e.value) and "\n" not in str(e.value)
+
+
+def test_python_api_is_validated_too():
+    cls = get_method("blade_n")
+    with pytest.raises(UserError, match="tau = -1"):
+        cls.Config(tau=-1.0)
+    with pytest.raises(UserError, match="k = 0"):
+        apply_overrides(SMOKE, {"k": 0}, "profile")
+    with pytest.raises(UserError, match="split_fracs"):
+        DataConfig(split_fracs=(0.5, 0.5, 0.1, 0.1))
+    with pytest.raises(UserError, match="top_item_frac = 0.0"):
+        DataConfig(top_item_frac=0.0)
+    with pytest.raises(UserError, match="split = 'random'"):
+        DataConfig(split="random")
+
+
+@pytest.mark.parametrize("seeds,expect", [([], "--seeds is empty"), ([-1], "--seeds -1 is invalid"),
+                                          ([0, 2**32], "--seeds 4294967296 is invalid"), ([True], "--seeds True")])
+def test_bad_seeds(seeds, expect):
+    with pytest.raises(UserError, match=expect):
+        check_seeds(seeds)
+
+
+def test_resolve_checks_everything_before_the_data():
+    with pytest.raises(UserError, match="--methods is empty"):
+        resolve([], SMOKE, [0], {})
+    with pytest.raises(UserError, match="--seeds -1"):
+        resolve(["pop"], SMOKE, [-1], {})
+    with pytest.raises(UserError, match="profile field k = 0"):
+        resolve(["pop"], SMOKE, [0], {"k": "0"})
+    profile, configs = resolve(["bon_inference"], SMOKE, [0, 1], {"k": "5"})
+    assert profile.k == 5 and [c.n for c in configs["bon_inference"]] == [2, 4]
+
+
+def test_plan_refuses_no_datasets():
+    from runners.plan import plan
+
+    with pytest.raises(UserError, match="--datasets is empty"):
+        plan(["pop"], [], SMOKE, [0], {})
