@@ -225,12 +225,12 @@ PROFILES: dict[str, Profile] = {
     # The default benchmark on a 2-core CPU (design.md §6; lr/eval/patience from docs/feasibility.md, second probe).
     "cpu": Profile(name="cpu", attention_dropout=0.2),  # dropout chosen on steam validation (docs/benchmarks.md)
     # A real pretrained LLM on CPU (reduced subsets).
-    # Reduced so that SFT + BoN + BLADE on one dataset run in about an hour on a 2-core CPU (SmolLM2 trains at
-    # ~350 tok/s there; a steam window is ~190 tokens): 1,024 SFT windows, 128 valid / 128 test windows.
+    # Reduced so that SFT + BoN + BLADE on one dataset run on a shared 2-core CPU (SmolLM2 trains at ~350 tok/s on
+    # a quiet one; a steam window is ~190 tokens): 256 SFT windows (32 steps), 64 valid / 64 test windows.
     "smollm2": Profile(
-        name="smollm2", item_repr="title", model="smollm2", sft_lr=1e-4, sft_batch=8, sft_warmup_steps=20,
-        sft_max_epochs=1.0, sft_eval_every=32, sft_patience=3, sft_eval_windows=64, sft_max_time_s=3600.0,
-        max_sft_windows=1024, max_eval_windows=128, eval_batch=16, attention_dropout=0.0,
+        name="smollm2", item_repr="title", model="smollm2", sft_lr=1e-4, sft_batch=8, sft_warmup_steps=4,
+        sft_max_epochs=1.0, sft_eval_every=8, sft_patience=3, sft_eval_windows=32, sft_max_time_s=3600.0,
+        max_sft_windows=256, max_eval_windows=64, eval_batch=16, attention_dropout=0.0,
     ),
     # The paper's setting (§4.1.4), on GPUs: Llama-3.2-1B-Instruct, SFT "on the full dataset for 3 epochs with a
     # learning rate of 1e-4" (every training user's windows, last checkpoint), alignment prompts sampled from those

@@ -107,9 +107,9 @@ PROFILE_OVERRIDES = {
     # one epoch over 512 prompts (128 steps) keeps one dataset's five-method table well inside an hour.
     "cpu": {"M": 64, "G": 16, "n_align_train": 512, "n_align_valid": 256, "epochs": 1.0, "eval_every": 16,
             "lr": 1e-4},
-    # smollm2: a stated, reduced scale that runs on a 2-core CPU (docs/benchmarks.md): 16 steps of 2 prompts x G = 4
-    "smollm2": {"M": 8, "G": 4, "n_align_train": 32, "n_align_valid": 16, "prompts_per_step": 2, "epochs": 1.0,
-                "eval_every": 8},
+    # smollm2: a stated, reduced scale that runs on a 2-core CPU (docs/benchmarks.md): 8 steps of 2 prompts x G = 4
+    "smollm2": {"M": 4, "G": 4, "n_align_train": 16, "n_align_valid": 8, "prompts_per_step": 2, "epochs": 1.0,
+                "eval_every": 4},
 }
 
 
