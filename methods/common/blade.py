@@ -28,6 +28,7 @@ from trl import GRPOConfig, GRPOTrainer
 from benchmark.data import Window, alignment_subset
 from benchmark.metrics import ndcg_at_k, recall_at_k
 from methods.common.estimator import bayes_cdf, proxy_reward, zero_spread_fraction
+from methods.common.generation import ROLLOUT_REPETITION_PENALTY, ROLLOUT_TEMPERATURE, DecodingSpec
 from methods.common.llm import generate_for, get_trie, prompts_for
 from methods.common.models import _atomic_save_dir, content_hash
 from methods.common.rewards import REWARDS, list_reward
@@ -71,8 +72,8 @@ class BladeConfig:
     epochs: float = 3.0
     lr_scheduler: str = "linear"
     prompts_per_step: int = 4
-    temperature: float = 0.8
-    repetition_penalty: float = 1.05
+    temperature: float = ROLLOUT_TEMPERATURE
+    repetition_penalty: float = ROLLOUT_REPETITION_PENALTY
     max_steps: int = -1
     n_align_train: int = 4096
     n_align_valid: int = 512
@@ -118,8 +119,7 @@ def reference_lists(ctx, sft_path: Path, align_idx: list[int], M: int, cfg: Blad
             ctx.log.info("reference set: sampling %d lists for %d prompts (M=%d)", M * len(wins), len(wins), M)
             torch.manual_seed(0)  # the reference set does not depend on the run seed
             t0 = time.time()
-            res = generate_for(ctx, model, tok, wins, mode="sample", num_return_sequences=M,
-                               temperature=cfg.temperature, repetition_penalty=cfg.repetition_penalty,
+            res = generate_for(ctx, model, tok, wins, DecodingSpec.rollout(M, cfg.temperature, cfg.repetition_penalty),
                                batch_size=max(1, 1024 // M))
             ctx.stats["refset_sample_s"] = ctx.stats.get("refset_sample_s", 0.0) + time.time() - t0
             for i, lists in zip(missing, res.lists):
@@ -302,7 +302,7 @@ def train_blade(ctx, cfg: BladeConfig) -> Path:
         m = valid_prompts_model.get("trainer").accelerator.unwrap_model(valid_prompts_model["trainer"].model)
         was_training = m.training
         m.eval()
-        res = generate_for(ctx, m, tok, valid_w, mode="greedy", progress=False)
+        res = generate_for(ctx, m, tok, valid_w, progress=False)
         m.train(was_training)
         lists = [s[0] for s in res.lists]
         return {"recall@5": float(np.mean([recall_at_k(x, w.target, 5) for x, w in zip(lists, valid_w)])),
