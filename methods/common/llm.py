@@ -57,3 +57,30 @@ def generate_for(ctx, model, tokenizer, windows: list[Window], spec=None, **kw):
 def greedy_lists(ctx, model, tokenizer, windows: list[Window]) -> list[list[int]]:
     """One greedy constrained list per window (how every trained method is evaluated, design.md §4)."""
     return [seqs[0] for seqs in generate_for(ctx, model, tokenizer, windows).lists]
+
+
+def pointwise_beam_lists(ctx, model, tokenizer, windows: list[Window], length_penalty: float,
+                         processors: tuple = ()) -> list[list[int]]:
+    """The point-wise Beam Search list of each window: K beams of ONE item each under the trie, best first.
+
+    Beam search scores a finished beam sum(step scores) / len**length_penalty (HF); the K beams are distinct token
+    sequences, hence K distinct valid items (history masked by the trie). The mean final score at each beam rank is
+    appended to ``ctx.stats["beam_scores"]`` (one entry per call: validation, then test), so a record shows how far
+    apart the top beams are.
+    """
+    from methods.common.generation import DecodingSpec
+
+    k = ctx.profile.k
+    res = generate_for(ctx, model, tokenizer, windows, DecodingSpec.pointwise_beam(k, length_penalty, processors),
+                       beam_scores=True)
+    lists = []
+    for w, beams in zip(windows, res.lists):
+        items = [b[0] if len(b) == 1 else -1 for b in beams]
+        if len(set(items)) != k or min(items) < 0:
+            raise RuntimeError(f"point-wise beam search for user {w.user!r} returned {beams}, not {k} distinct "
+                               "single valid items (a trie/beam bug)")
+        lists.append(items)
+    by_rank = torch.tensor(res.scores, dtype=torch.float64).mean(0).tolist() if windows else []
+    ctx.stats.setdefault("beam_scores", []).append({"n_windows": len(windows), "length_penalty": length_penalty,
+                                                     "mean_score_by_rank": by_rank})
+    return lists
