@@ -2,7 +2,7 @@
 
 Reference: "Beyond Static Best-of-N: Bayesian List-wise Alignment for LLM-based Recommendation", SIGIR'26
 (Eq. 11-15, Algorithm 1). Official code (RegionCh/BLADE) was not public; everything follows the paper and
-docs/design.md §5. GRPO backbone: TRL's GRPOTrainer (methods/common/blade.py). Deviations: add-one smoothing of F
+docs/design.md §5. GRPO backbone: TRL's GRPOTrainer (methods/common/grpo.py). Deviations: add-one smoothing of F
 (log F finite; vBoN's code does the same), constrained rollouts (design.md §4), N = 4 and beta = 0.04 (unstated).
 """
 

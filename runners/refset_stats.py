@@ -20,7 +20,8 @@ import numpy as np
 from benchmark.config import cache_dir, data_dir, get_profile
 from benchmark.data import alignment_subset, load_dataset
 from methods.base import RunContext
-from methods.common.blade import PROFILE_OVERRIDES, BladeConfig, reference_lists, window_reward
+from methods.common.blade import PROFILE_OVERRIDES, BladeConfig, window_reward
+from methods.common.refsets import reference_lists
 from methods.common.sft import train_sft
 
 
@@ -42,7 +43,7 @@ def main():
         train_w, _ = alignment_subset(ds, cfg.n_align_train, cfg.n_align_valid, a.seed)
         pos = {w: i for i, w in enumerate(ds.splits["align"])}
         idx = [pos[w] for w in train_w]
-        lists = reference_lists(ctx, sft, idx, cfg.M, cfg)
+        lists = reference_lists(ctx, sft, idx, cfg.M, cfg.temperature, cfg.repetition_penalty)
         rewards = np.array([[window_reward(cfg, ctx, lst.tolist(), w) for lst in lists[i]]
                             for i, w in zip(idx, train_w)])
         print(json.dumps({"dataset": name, "profile": profile.name, "seed": a.seed, "reward": a.reward,

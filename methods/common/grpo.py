@@ -1,0 +1,283 @@
+"""GRPO with constrained list rollouts on TRL's `GRPOTrainer` (shared by BLADE, static BoN alignment and ReRe).
+
+The trainer is TRL's `GRPOTrainer` with small overrides (docs/grpo_cost.md, docs/methods.md §4):
+  1. `_generate_and_score_completions` remembers each row's history so that
+  2. `_generate_single_turn` decodes with the catalogue trie (K distinct valid items, history masked), through a
+     ROLLOUT HOOK: how a group's completions are produced (`sample_rollouts`, plain sampling, is the default; a
+     method passes another callable, e.g. constrained beam search for ReRe);
+  3. `_calculate_rewards` hands the raw list rewards (already GATHERED over processes, checked to form whole
+     groups of one prompt) to the method's GROUP REWARD function (e.g. BLADE's proxy (N - 1) log F, Eq. 14-15) and
+     logs per-step diagnostics;
+  4. `_get_per_token_logps_and_entropies` is a completion-only log-softmax (TRL's fused kernel falls back to a slow
+     path on CPU that also scores prompt positions; measured 1.35-1.75x slower).
+Everything else (grouping, advantages (Eq. 2), clipped surrogate + k3 KL with loss_type "grpo" (Eq. 3), optimiser,
+checkpoints, multi-process) is TRL's. `train_grpo` runs it on an alignment subset with validation curves (Fig. 4a).
+
+This module imports nothing from a method: a method passes its settings (any object with the `GRPOSettings`
+fields), its list reward and its group reward.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from transformers import LogitsProcessorList, TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from benchmark.data import Window
+from benchmark.metrics import ndcg_at_k, recall_at_k
+from methods.common.estimator import zero_spread_fraction
+from methods.common.llm import generate_for, prompts_for
+from methods.common.models import _atomic_save_dir
+from methods.common.trie import ListConstraintProcessor
+
+INFO_FILE = "grpo_info.json"  # written into the final model folder; its presence means the run is finished
+
+
+class GRPOSettings(Protocol):
+    """The GRPO/rollout fields `train_grpo` reads (a method's config dataclass has them; see BladeConfig)."""
+
+    G: int  # rollouts per prompt (the group)
+    beta: float  # KL coefficient
+    epsilon: float  # PPO clip
+    lr: float
+    epochs: float
+    lr_scheduler: str
+    prompts_per_step: int  # prompts per optimiser step (the batch is prompts_per_step x G completions)
+    temperature: float  # rollout sampling
+    repetition_penalty: float
+    max_steps: int  # -1: epochs decide
+    eval_every: int  # validation every E steps (0: only at the start and the end)
+
+
+# (raw rewards [n_groups, G] gathered over processes, each group's training row [n_groups]) ->
+# (rewards [n_groups, G] that GRPO normalises per group, {name: value} diagnostics logged per step)
+GroupReward = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+
+
+def sample_rollouts(model, logits_processor: LogitsProcessorList, **generate_kwargs) -> torch.Tensor:
+    """The default rollout hook: `model.generate` with the trie processor (TRL's generation config: sampling).
+
+    A rollout hook receives the unwrapped model, the constraint processor (one excluded set per ROW, so it fits any
+    row order in which a prompt's rows stay together) and TRL's generate kwargs (``input_ids`` left-padded,
+    ``attention_mask``, ``generation_config``), and returns ``[rows, prompt width + T]`` token ids, one row per input
+    row (the G rows of a group are consecutive copies of one prompt when the group is whole on this process).
+    """
+    return type(model).generate(model, logits_processor=logits_processor, **generate_kwargs)
+
+
+def max_completion_len(trie, k: int) -> int:
+    """Enough tokens for K items, separators and EOS."""
+    return k * (trie.max_item_len + len(trie.sep_ids)) + 1
+
+
+# ----------------------------------------------------------------------------------------------- trainer
+class ListGRPOTrainer(GRPOTrainer):
+    """`GRPOTrainer` + constrained rollouts + a method's group reward + a CPU-fast completion-only log-prob.
+
+    Args (besides GRPOTrainer's):
+        trie, k: the catalogue trie and the list length of the constraint.
+        group_reward: turns gathered raw rewards into the rewards GRPO normalises (see `GroupReward`).
+        rollout: the rollout hook (`sample_rollouts` by default).
+    The train dataset needs the columns ``row`` (the prompt's index), ``history`` and ``exclude_history``.
+    """
+
+    def __init__(self, *args, trie, k: int, group_reward: GroupReward, rollout=sample_rollouts, **kw):
+        super().__init__(*args, **kw)
+        self.trie, self.k, self.group_reward, self.rollout = trie, k, group_reward, rollout
+        self._excluded: list[set[int]] = []
+        self.metric_names: list[str] = []  # the per-step diagnostics logged by _calculate_rewards, in order
+        self.groups_checked = 0  # groups whose G gathered rows were verified to come from one prompt
+
+    # 1 + 2. constrained rollouts ---------------------------------------------------------------------------------
+    def _generate_and_score_completions(self, inputs):
+        self._excluded = [set(x["history"]) if x["exclude_history"] else set() for x in inputs]
+        return super()._generate_and_score_completions(inputs)
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        base = self.accelerator.unwrap_model(self.model_wrapped)
+        width = max(len(p) for p in prompt_ids)  # TRL left-pads to the longest prompt (pad_to_multiple_of None)
+        proc = ListConstraintProcessor(self.trie, self.k, self._tokenizer.eos_token_id, width, self._excluded)
+        base.generate = functools.partial(self.rollout, base, LogitsProcessorList([proc]))
+        try:
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        finally:
+            del base.generate  # back to the class method
+
+    # 3. the method's group reward + diagnostics --------------------------------------------------------------------
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        from accelerate.utils import gather
+
+        raw = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)[:, 0]  # gathered
+        rows = gather(torch.tensor([x["row"] for x in inputs], device=raw.device))
+        G = self.num_generations
+        groups, rows_g = raw.view(-1, G), rows.view(-1, G)
+        # a group is G consecutive rows of ONE prompt in the gathered order; check it, never assume it
+        if not bool((rows_g == rows_g[:, :1]).all()):
+            raise RuntimeError("a GRPO group straddles prompts after gathering: the estimator would mix groups")
+        self.groups_checked += rows_g.shape[0]
+        rewards, extra = self.group_reward(groups, rows_g[:, 0])
+        for name, v in (("raw_reward", groups.mean()), *extra.items(),
+                        ("frac_zero_spread", zero_spread_fraction(groups.cpu())),
+                        # groups the reward gives no learning signal (all rewards equal): e.g. the static
+                        # estimator's saturation (every rollout above the reference max) shows up here
+                        ("frac_zero_spread_proxy", zero_spread_fraction(rewards.view(-1, G).cpu())),
+                        ("raw_reward_best_of_group", groups.max(1).values.mean())):
+            self._log_metric(name, float(v))
+            if name not in self.metric_names:
+                self.metric_names.append(name)
+        return rewards.to(raw.device).reshape(-1, 1)
+
+    # 4. completion-only log-probs ------------------------------------------------------------------------------------
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, **kw):
+        inner = self.accelerator.unwrap_model(model)
+        with self.accelerator.autocast():
+            # DDP: call the wrapped model's backbone through the unwrapped module (grads still flow to the same params)
+            h = inner.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            logits = inner.lm_head(h[:, -logits_to_keep - 1:-1]).float() / self.temperature
+        lp = logits.log_softmax(-1)
+        logps = lp.gather(-1, input_ids[:, -logits_to_keep:, None]).squeeze(-1)
+        ent = None
+        if compute_entropy:
+            with torch.no_grad():
+                ent = -(lp.exp() * lp).sum(-1)
+        return logps, ent, None
+
+
+class ValidationCurve(TrainerCallback):
+    """Step times, and validation Recall@5/NDCG@5 (greedy) at step 0 and every `every` steps (Fig. 4a)."""
+
+    def __init__(self, evaluate, every: int):
+        self.evaluate, self.every = evaluate, every
+        self.valid: list[dict] = []
+        self.step_times: list[float] = []
+        self._t = None
+
+    def on_train_begin(self, args, state, control, **kw):
+        if not self.valid or self.valid[0]["step"] != state.global_step:
+            self.valid.append({"step": state.global_step, **self.evaluate()})
+
+    def on_step_begin(self, args, state, control, **kw):
+        self._t = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kw):
+        if self._t is not None:
+            self.step_times.append(time.perf_counter() - self._t)
+        if self.every and state.global_step % self.every == 0:
+            self.valid.append({"step": state.global_step, **self.evaluate()})
+
+
+def finished_grpo(ctx) -> Path | None:
+    """The final model folder of a finished `train_grpo` in this run dir (its info restored into ctx.stats)."""
+    final = ctx.run_dir / "final"
+    if (final / INFO_FILE).exists():
+        ctx.stats.update(json.loads((final / INFO_FILE).read_text()))
+        return final
+    return None
+
+
+def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: list[Window], valid_w: list[Window],
+               list_reward: Callable[[list[int], Window], float], reward_name: str, group_reward: GroupReward,
+               rollout=sample_rollouts, extra_info: dict | None = None) -> Path:
+    """GRPO from the SFT checkpoint on the prompts `train_w`. Returns the final model folder (resumable).
+
+    Args:
+        ctx: the run context.
+        cfg: the GRPO/rollout settings.
+        sft_path: the SFT checkpoint (policy init and KL reference; TRL rebuilds the reference from the path).
+        tok, trie: its tokenizer and the catalogue trie.
+        train_w, valid_w: alignment prompts, and the windows of the validation curve.
+        list_reward: R(list, window), the raw reward of one generated list.
+        reward_name: its name in TRL's logs.
+        group_reward: raw group rewards -> GRPO rewards (+ diagnostics).
+        rollout: the rollout hook.
+        extra_info: more numbers for the record (saved with the model, restored on resume).
+    """
+    from accelerate import PartialState
+    from datasets import Dataset as HFDataset
+
+    state = PartialState()
+    data = HFDataset.from_dict({
+        "prompt": prompts_for(ctx, tok, train_w),
+        "target": [list(w.target) for w in train_w], "history": [list(w.history) for w in train_w],
+        "row": list(range(len(train_w))), "exclude_history": [ctx.profile.exclude_history] * len(train_w),
+    })
+
+    def reward_fn(completion_ids, target, history, **kw):
+        return [list_reward(trie.parse(c), Window("", tuple(h), tuple(t)))
+                for c, t, h in zip(completion_ids, target, history)]
+    reward_fn.__name__ = reward_name
+
+    n_proc = state.num_processes
+    per_device = cfg.prompts_per_step * cfg.G // n_proc
+    if per_device * n_proc != cfg.prompts_per_step * cfg.G:
+        raise ValueError(f"prompts_per_step*G = {cfg.prompts_per_step * cfg.G} must divide by {n_proc} processes")
+    args = GRPOConfig(
+        output_dir=str(ctx.run_dir / "work"), seed=ctx.seed, data_seed=ctx.seed, use_cpu=not torch.cuda.is_available(),
+        bf16=ctx.profile.bf16, gradient_checkpointing=False, learning_rate=cfg.lr, lr_scheduler_type=cfg.lr_scheduler,
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=1, num_generations=cfg.G, max_completion_length=max_completion_len(trie, ctx.profile.k),
+        temperature=cfg.temperature, top_p=1.0, top_k=0, repetition_penalty=cfg.repetition_penalty,
+        beta=cfg.beta, epsilon=cfg.epsilon, loss_type="grpo", scale_rewards="group", num_iterations=1,
+        max_grad_norm=1.0, weight_decay=0.0, warmup_steps=0, logging_steps=1, save_strategy="steps",
+        save_steps=cfg.eval_every or 10**9, save_total_limit=1, report_to="none", disable_tqdm=False,
+        remove_unused_columns=False, shuffle_dataset=True, mask_truncated_completions=False,
+        # dropout would make the policy's log-probs noisy against the (eval-mode) reference: ratio != 1 and KL > 0
+        # at step 0 (measured: KL 0.027 at step 1 with the cpu profile's attention dropout 0.2)
+        disable_dropout=True,
+    )
+    holder = {}
+
+    def evaluate():
+        if not state.is_main_process:
+            return {}
+        m = holder["trainer"].accelerator.unwrap_model(holder["trainer"].model)
+        was_training = m.training
+        m.eval()
+        res = generate_for(ctx, m, tok, valid_w, progress=False)
+        m.train(was_training)
+        lists = [s[0] for s in res.lists]
+        return {"recall@5": float(np.mean([recall_at_k(x, w.target, 5) for x, w in zip(lists, valid_w)])),
+                "ndcg@5": float(np.mean([ndcg_at_k(x, w.target, 5) for x, w in zip(lists, valid_w)])),
+                "ndcg@10": float(np.mean([ndcg_at_k(x, w.target, 10) for x, w in zip(lists, valid_w)]))}
+
+    curves = ValidationCurve(evaluate, cfg.eval_every)
+    trainer = ListGRPOTrainer(model=str(sft_path), reward_funcs=[reward_fn], args=args, train_dataset=data,
+                              processing_class=tok, callbacks=[curves], trie=trie, k=ctx.profile.k,
+                              group_reward=group_reward, rollout=rollout)
+    holder["trainer"] = trainer
+    work = ctx.run_dir / "work"
+    resume = bool(list(work.glob("checkpoint-*"))) if work.exists() else False
+    ctx.log.info("GRPO %s: %d prompts x G=%d, %s, %d processes, resume=%s", ctx.data.name, len(train_w), cfg.G,
+                 reward_name, n_proc, resume)
+    t0 = time.time()
+    trainer.train(resume_from_checkpoint=resume or None)
+    secs = time.time() - t0
+    if curves.every and (not curves.valid or curves.valid[-1]["step"] != trainer.state.global_step):
+        curves.valid.append({"step": trainer.state.global_step, **evaluate()})
+    keys = ("step", *trainer.metric_names, "kl", "grad_norm", "step_time")
+    log = [{k: h[k] for k in keys if k in h} for h in trainer.state.log_history if "raw_reward" in h]
+    info = {"grpo_seconds": secs, "grpo_steps": trainer.state.global_step, "train_log": log,
+            "valid_curve": curves.valid, "step_times": curves.step_times,
+            "mean_step_s": float(np.mean(curves.step_times[1:])) if len(curves.step_times) > 1 else None,
+            "n_align_train": len(train_w), "n_processes": n_proc, "resumed": resume,
+            "groups_checked": trainer.groups_checked, "rows_per_process": per_device,
+            **(extra_info or {}), "sft_checkpoint": str(sft_path)}
+    ctx.stats.update(info)
+    if state.is_main_process:
+        def save(d):
+            trainer.accelerator.unwrap_model(trainer.model).save_pretrained(d)
+            tok.save_pretrained(d)
+            (Path(d) / INFO_FILE).write_text(json.dumps(info, default=float))
+        _atomic_save_dir(save, ctx.run_dir / "final")
+    state.wait_for_everyone()
+    return ctx.run_dir / "final"
