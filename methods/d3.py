@@ -69,7 +69,8 @@ class TrieBins:
         return self._bins[node]
 
 
-def assistant_log_probs(bins: TrieBins, nodes: Sequence[int], item_probs: torch.Tensor, vocab_size: int) -> torch.Tensor:
+def assistant_log_probs(bins: TrieBins, nodes: Sequence[int], item_probs: torch.Tensor,
+                        vocab_size: int) -> torch.Tensor:
     """log q(t) of the text-free assistant for rows standing at trie `nodes` (D³'s token aggregation).
 
     m(t) = sum of ``item_probs[row, i]`` over the items i below the row's node that continue with token t (EOS: the

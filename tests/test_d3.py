@@ -140,7 +140,10 @@ def test_d3_beams_by_hand_item_tokens():
     tok, trie, model = item_token_model([0.1, 0.4, 0.2, 0.25, 0.05])
     bins = TrieBins(trie, tok.eos_token_id)
     probs = torch.tensor([[0.5, 0.0, 0.1, 0.1, 0.2]])  # history item 1 zeroed, as D3.recommend does
-    spec = DecodingSpec.pointwise_beam(3, 0.0, (lambda idx, plen: TextFreeAssistant(bins, probs[list(idx)], 0.5, plen),))
+    def assistant(idx, prompt_len):
+        return TextFreeAssistant(bins, probs[list(idx)], 0.5, prompt_len)
+
+    spec = DecodingSpec.pointwise_beam(3, 0.0, (assistant,))
     r = generate_lists(model, tok, trie, [item_prompt([1])], [{1}], 10, spec, beam_scores=True, progress=False)
     assert r.lists == [[[0], [3], [2]]]
     want = [0.5 * math.log(p) + 0.5 * math.log(q / 0.9) for p, q in ((0.1, 0.5), (0.25, 0.1), (0.2, 0.1))]

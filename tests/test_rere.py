@@ -1,4 +1,5 @@
-"""ReRe's reward on hand-computed groups: NDCG@10 of each beam's list plus the rank penalty when the group hits."""
+"""ReRe's reward on hand-computed groups (NDCG@10 of each beam's list plus the rank penalty when the group hits), and
+its beam-search rollout hook."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import math
 
 import pytest
 import torch
+from test_decoding import item_prompt, item_token_model
+from transformers import GenerationConfig, LogitsProcessorList
 
 from benchmark.metrics import ndcg_at_k
-from methods.rere import rank_penalty, rere_group_rewards
+from methods.common.trie import ListConstraintProcessor
+from methods.rere import beam_rollouts, rank_penalty, rere_group_rewards
 
 # G = 4: sum_j 1/log2(j+2) = 1 + 0.630930 + 0.5 + 0.430677 = 2.561606
 S4 = 1 + 1 / math.log2(3) + 0.5 + 1 / math.log2(5)
@@ -63,3 +67,21 @@ def test_groups_are_independent_and_invalid_entries_are_misses():
     assert rere_group_rewards(torch.tensor([[0.5]])).tolist() == [[0.5]]
     with pytest.raises(ValueError, match=r"\[n_groups, G\]"):
         rere_group_rewards(torch.tensor([0.5, 0.0]))
+
+
+def test_beam_rollouts_give_each_prompt_its_beams_in_order():
+    """The rollout hook: 2 prompts x G = 3 consecutive rows (TRL's layout) -> each prompt decoded once with 3 beams,
+    best first, distinct, history masked per row. Bigram LM (tests/test_decoding.py): p(first item) = .1 .4 .2 .25
+    .05, so history {1} gives beams 3, 2, 0 and history {3} gives 1, 2, 0."""
+    tok, trie, model = item_token_model([0.1, 0.4, 0.2, 0.25, 0.05])
+    enc = tok([item_prompt([1])] * 3 + [item_prompt([3])] * 3, return_tensors="pt", add_special_tokens=False)
+    width = enc["input_ids"].shape[1]
+    proc = ListConstraintProcessor(trie, 1, tok.eos_token_id, width, [{1}] * 3 + [{3}] * 3)
+    gc = GenerationConfig(do_sample=True, temperature=0.8, max_new_tokens=4, eos_token_id=tok.eos_token_id,
+                          pad_token_id=tok.pad_token_id)  # TRL's sampling config: the hook turns sampling off
+    out = beam_rollouts(3, 0.0)(model, LogitsProcessorList([proc]), input_ids=enc["input_ids"],
+                                attention_mask=enc["attention_mask"], generation_config=gc)
+    assert [trie.parse(row) for row in out[:, width:].tolist()] == [[3], [2], [0], [1], [2], [0]]
+    with pytest.raises(RuntimeError, match="3 consecutive rows"):
+        beam_rollouts(3, 0.0)(model, LogitsProcessorList([proc]), input_ids=enc["input_ids"][[0, 3, 1, 4, 2, 5]],
+                              attention_mask=enc["attention_mask"], generation_config=gc)

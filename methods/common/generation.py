@@ -108,8 +108,9 @@ class GenerationResult:
             ``invalid``); in constrained mode every valid entry counts as ``exact``.
         truncated: returned sequences that hit ``max_new_tokens`` without EOS (0 in constrained mode).
         generate_seconds: time inside ``model.generate`` only (constraint processor included, grounding excluded).
-        scores: beam search with ``beam_scores=True`` only: ``[prompt][sequence]`` the final beam score (sum of the processed step
-            log-probabilities / length**length_penalty, HF's ``sequences_scores``), best first; None otherwise.
+        scores: beam search with ``beam_scores=True`` only: ``[prompt][sequence]`` the final beam score (sum of the
+            processed step log-probabilities / length**length_penalty, HF's ``sequences_scores``), best first; None
+            otherwise.
     """
 
     lists: list[list[list[int]]]
