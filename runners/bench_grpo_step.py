@@ -1,11 +1,14 @@
 """Benchmark: one GRPO step of our TRL-based trainer vs a minimal hand-written GRPO step on the same batch shape.
 
 Usage: python -m runners.bench_grpo_step [--dataset steam] [--profile cpu] [--steps 12] [--tau-rounds 3]
+       [--logps-rounds 3]
 Both run in this one process on the shared SFT checkpoint, with the same settings (constrained sampling T 0.8,
 repetition penalty 1.05, G x prompts_per_step completions, BLADE proxy reward, grpo loss, beta, bf16 autocast,
 AdamW, grad clip 1.0). Prints the median step time of each (first 2 steps dropped) and the ratio.
 With --tau-rounds R it also alternates R times between BLADE (tau 0.3) and static BoN alignment (tau 0) trainers
 in this process and reports the ratio of their median step times (BLADE's "zero overhead" claim).
+With --logps-rounds R it alternates R times between trainers with the constrained log-probs (issue 9) and the raw
+full-vocabulary log-softmax (the trainer before it) and reports the ratio of their median step times (goal <= 1.15).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import torch
 from benchmark.config import cache_dir, data_dir, get_profile
 from benchmark.data import alignment_subset, load_dataset
 from methods.base import RunContext
-from methods.common.blade import BladeConfig, PROFILE_OVERRIDES, train_blade, window_reward
+from methods.common.blade import PROFILE_OVERRIDES, BladeConfig, train_blade, window_reward
 from methods.common.estimator import bayes_cdf, proxy_reward
 from methods.common.llm import excluded_for, get_trie, prompts_for
 from methods.common.sft import load_sft, train_sft
@@ -92,36 +95,53 @@ def minimal_steps(ctx, cfg: BladeConfig, steps: int) -> list[float]:
     return times
 
 
+def alternate(ds, profile, cfg: BladeConfig, field: str, values: tuple, rounds: int) -> dict:
+    """Step times (first 2 of each run dropped) of trainers that differ only in `field`, run in alternating order."""
+    out = {v: [] for v in values}
+    for r in range(rounds):
+        for v in values if r % 2 == 0 else values[::-1]:
+            with tempfile.TemporaryDirectory() as tmp:
+                ctx = RunContext(data=ds, profile=profile, seed=r, run_dir=Path(tmp), cache_dir=cache_dir())
+                train_blade(ctx, replace(cfg, **{field: v}))
+                out[v] += ctx.stats["step_times"][2:]
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="steam")
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--tau-rounds", type=int, default=0, help="alternate tau 0.3 / tau 0 trainers this many times")
+    ap.add_argument("--logps-rounds", type=int, default=0,
+                    help="alternate constrained / raw log-prob trainers this many times")
+    ap.add_argument("--skip-minimal", action="store_true", help="skip the hand-written step and the default trainer")
     ap.add_argument("--out", default=None, help="write the numbers as JSON here")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     profile = get_profile(a.profile)
     ds = load_dataset(a.dataset, data_dir())
     cfg = replace(BladeConfig(), **{**PROFILE_OVERRIDES.get(profile.name, {}), "max_steps": a.steps, "eval_every": 0})
-    with tempfile.TemporaryDirectory() as tmp:
-        ctx = RunContext(data=ds, profile=profile, seed=0, run_dir=Path(tmp), cache_dir=cache_dir())
-        torch.manual_seed(0)
-        mine = minimal_steps(ctx, cfg, a.steps)
-        torch.manual_seed(0)
-        train_blade(ctx, cfg)
-        trl = ctx.stats["step_times"]
-        taus = {0.3: [], 0.0: []}
-        for r in range(a.tau_rounds):
-            for tau in (0.3, 0.0) if r % 2 == 0 else (0.0, 0.3):
-                with tempfile.TemporaryDirectory() as tmp2:
-                    c2 = RunContext(data=ds, profile=profile, seed=r, run_dir=Path(tmp2), cache_dir=cache_dir())
-                    train_blade(c2, replace(cfg, tau=tau))
-                    taus[tau] += c2.stats["step_times"][2:]
-    m, t = statistics.median(mine[2:]), statistics.median(trl[2:])
     res = {"dataset": a.dataset, "profile": a.profile, "G": cfg.G, "prompts_per_step": cfg.prompts_per_step,
-           "minimal_median_s": m, "trl_median_s": t, "ratio_trl_over_minimal": t / m,
-           "minimal_steps_s": mine, "trl_steps_s": trl, "torch_threads": torch.get_num_threads()}
+           "torch_threads": torch.get_num_threads()}
+    if not a.skip_minimal:
+        with tempfile.TemporaryDirectory() as tmp:
+            ctx = RunContext(data=ds, profile=profile, seed=0, run_dir=Path(tmp), cache_dir=cache_dir())
+            torch.manual_seed(0)
+            mine = minimal_steps(ctx, cfg, a.steps)
+            torch.manual_seed(0)
+            train_blade(ctx, cfg)
+            trl = ctx.stats["step_times"]
+        m, t = statistics.median(mine[2:]), statistics.median(trl[2:])
+        res.update({"minimal_median_s": m, "trl_median_s": t, "ratio_trl_over_minimal": t / m,
+                    "minimal_steps_s": mine, "trl_steps_s": trl})
+    taus = alternate(ds, profile, cfg, "tau", (0.3, 0.0), a.tau_rounds)
+    logps = alternate(ds, profile, cfg, "logps", ("constrained", "raw"), a.logps_rounds)
+    if a.logps_rounds:
+        c, r = statistics.median(logps["constrained"]), statistics.median(logps["raw"])
+        res.update({"constrained_median_s": c, "raw_median_s": r, "ratio_constrained_over_raw": c / r,
+                    "logps_steps_each": len(logps["raw"]), "constrained_steps_s": logps["constrained"],
+                    "raw_steps_s": logps["raw"]})
     if a.tau_rounds:
         res.update({"blade_median_s": statistics.median(taus[0.3]), "static_median_s": statistics.median(taus[0.0]),
                     "ratio_blade_over_static": statistics.median(taus[0.3]) / statistics.median(taus[0.0]),

@@ -15,7 +15,7 @@ import torch
 from benchmark.data import Window, alignment_subset
 from methods.common.estimator import bayes_cdf, proxy_reward
 from methods.common.generation import ROLLOUT_REPETITION_PENALTY, ROLLOUT_TEMPERATURE
-from methods.common.grpo import finished_grpo, train_grpo
+from methods.common.grpo import check_settings, finished_grpo, train_grpo
 from methods.common.llm import get_trie
 from methods.common.refsets import reference_lists
 from methods.common.rewards import REWARDS, list_reward
@@ -38,6 +38,10 @@ class BladeConfig:
     prompts_per_step: prompts per optimiser step (the batch is prompts_per_step x G completions).
     temperature, repetition_penalty: rollout and reference sampling (paper: 0.8 and 1.05).
     max_steps: cap on optimiser steps (-1: epochs decide).
+    num_iterations: optimiser steps per generation batch (GRPO's mu; TRL's num_iterations).
+    logps: "constrained" (log-probs of the policy the rollouts are sampled from: trie/history/EOS masks, repetition
+        penalty, temperature, renormalised; design.md §5) or "raw" (full-vocabulary softmax: the trainer before
+        issue 9, for comparison only).
 
     > Data and evaluation
     n_align_train / n_align_valid: the seeded alignment subset (paper: 4,096 / 512) from the align users.
@@ -64,6 +68,8 @@ class BladeConfig:
     n_align_train: int = 4096
     n_align_valid: int = 512
     eval_every: int = 50
+    num_iterations: int = 1
+    logps: str = "constrained"
 
 
 # Per-profile defaults for the BoN family (the paper's values are the dataclass defaults, used by `paper`).
@@ -105,6 +111,7 @@ def train_blade(ctx, cfg: BladeConfig) -> Path:
 
     if cfg.reward not in REWARDS:
         raise ValueError(f"reward {cfg.reward!r} unknown; valid: {', '.join(REWARDS)}")
+    check_settings(cfg)
     done = finished_grpo(ctx)
     if done is not None:
         return done

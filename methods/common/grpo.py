@@ -8,8 +8,14 @@ The trainer is TRL's `GRPOTrainer` with small overrides (docs/grpo_cost.md, docs
   3. `_calculate_rewards` hands the raw list rewards (already GATHERED over processes, checked to form whole
      groups of one prompt) to the method's GROUP REWARD function (e.g. BLADE's proxy (N - 1) log F, Eq. 14-15) and
      logs per-step diagnostics;
-  4. `_get_per_token_logps_and_entropies` is a completion-only log-softmax (TRL's fused kernel falls back to a slow
-     path on CPU that also scores prompt positions; measured 1.35-1.75x slower).
+  4. `_get_per_token_logps_and_entropies` scores the completion positions only (TRL's fused kernel falls back to a
+     slow path on CPU that also scores prompt positions; measured 1.35-1.75x slower) with the log-probs of the
+     CONSTRAINED policy the rollouts were sampled from (methods/common/logprobs.py, issue 9): the trie/history/EOS
+     masks of each position, computed once per generation batch in (2) and carried with the rows through TRL's
+     shuffle and split as the ``allowed`` entry of the batch, the repetition penalty and the temperature, all
+     renormalised over the allowed tokens. Policy, old policy and reference (the KL term) all use it.
+  5. every dropout of the policy and the reference is off (`disable_dropout`: TRL's `disable_dropout` misses Llama's
+     attention dropout, a float on the attention modules), so policy = reference gives KL 0 and ratio 1 at step 1.
 Everything else (grouping, advantages (Eq. 2), clipped surrogate + k3 KL with loss_type "grpo" (Eq. 3), optimiser,
 checkpoints, multi-process) is TRL's. `train_grpo` runs it on an alignment subset with validation curves (Fig. 4a).
 
@@ -35,10 +41,12 @@ from benchmark.data import Window
 from benchmark.metrics import ndcg_at_k, recall_at_k
 from methods.common.estimator import zero_spread_fraction
 from methods.common.llm import generate_for, prompts_for
+from methods.common.logprobs import completion_logits, constrained_token_logps, constraint_masks, disable_dropout
 from methods.common.models import _atomic_save_dir
 from methods.common.trie import ListConstraintProcessor
 
 INFO_FILE = "grpo_info.json"  # written into the final model folder; its presence means the run is finished
+LOGPS = ("constrained", "raw")
 
 
 class GRPOSettings(Protocol):
@@ -55,6 +63,8 @@ class GRPOSettings(Protocol):
     repetition_penalty: float
     max_steps: int  # -1: epochs decide
     eval_every: int  # validation every E steps (0: only at the start and the end)
+    num_iterations: int  # optimiser steps per generation batch (GRPO's mu; > 1 computes the old policy's log-probs)
+    logps: str  # "constrained" (the sampled policy, issue 9) or "raw" (full-vocabulary softmax: the old trainer)
 
 
 # (raw rewards [n_groups, G] gathered over processes, each group's training row [n_groups]) ->
@@ -73,6 +83,14 @@ def sample_rollouts(model, logits_processor: LogitsProcessorList, **generate_kwa
     return type(model).generate(model, logits_processor=logits_processor, **generate_kwargs)
 
 
+def check_settings(cfg: GRPOSettings) -> None:
+    """Raise a clear error for a GRPO setting no run could use (called before any training starts)."""
+    if cfg.logps not in LOGPS:
+        raise ValueError(f"logps={cfg.logps!r} unknown; valid: {', '.join(LOGPS)}")
+    if cfg.num_iterations < 1:
+        raise ValueError(f"num_iterations must be >= 1, got {cfg.num_iterations}")
+
+
 def max_completion_len(trie, k: int) -> int:
     """Enough tokens for K items, separators and EOS."""
     return k * (trie.max_item_len + len(trie.sep_ids)) + 1
@@ -86,20 +104,39 @@ class ListGRPOTrainer(GRPOTrainer):
         trie, k: the catalogue trie and the list length of the constraint.
         group_reward: turns gathered raw rewards into the rewards GRPO normalises (see `GroupReward`).
         rollout: the rollout hook (`sample_rollouts` by default).
+        logps: "constrained" (default) or "raw" (the full-vocabulary log-softmax at the rollout temperature that
+            the trainer used before issue 9; kept to measure the difference and the cost).
     The train dataset needs the columns ``row`` (the prompt's index), ``history`` and ``exclude_history``.
     """
 
-    def __init__(self, *args, trie, k: int, group_reward: GroupReward, rollout=sample_rollouts, **kw):
+    def __init__(self, *args, trie, k: int, group_reward: GroupReward, rollout=sample_rollouts,
+                 logps: str = "constrained", **kw):
+        if logps not in LOGPS:
+            raise ValueError(f"logps={logps!r} unknown; valid: {', '.join(LOGPS)}")
         super().__init__(*args, **kw)
-        self.trie, self.k, self.group_reward, self.rollout = trie, k, group_reward, rollout
+        self.trie, self.k, self.group_reward, self.rollout, self.logps = trie, k, group_reward, rollout, logps
+        for m in (self.model, self.ref_model):
+            if m is not None:
+                disable_dropout(m)
         self._excluded: list[set[int]] = []
+        self._allowed: torch.Tensor | None = None  # constraint masks of the rows being scored
+        self._last_logps: torch.Tensor | None = None  # the policy's log-probs of the last loss forward
+        self.train_eval_gap: float | None = None  # max |train-mode - eval-mode log-prob| on the first batch
         self.metric_names: list[str] = []  # the per-step diagnostics logged by _calculate_rewards, in order
         self.groups_checked = 0  # groups whose G gathered rows were verified to come from one prompt
 
     # 1 + 2. constrained rollouts ---------------------------------------------------------------------------------
     def _generate_and_score_completions(self, inputs):
         self._excluded = [set(x["history"]) if x["exclude_history"] else set() for x in inputs]
-        return super()._generate_and_score_completions(inputs)
+        out = super()._generate_and_score_completions(inputs)
+        if self._allowed is not None:
+            if self._allowed.shape[:2] != out["completion_ids"].shape:
+                raise RuntimeError(f"constraint masks {tuple(self._allowed.shape)} do not match the completions "
+                                   f"{tuple(out['completion_ids'].shape)}")
+            out["allowed"] = self._allowed  # travels with its rows through TRL's shuffle and split
+        if self.train_eval_gap is None and self.model.training:
+            self.train_eval_gap = self._train_eval_gap(out)
+        return out
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         base = self.accelerator.unwrap_model(self.model_wrapped)
@@ -107,10 +144,19 @@ class ListGRPOTrainer(GRPOTrainer):
         proc = ListConstraintProcessor(self.trie, self.k, self._tokenizer.eos_token_id, width, self._excluded)
         base.generate = functools.partial(self.rollout, base, LogitsProcessorList([proc]))
         try:
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                 has_tool_images)
+            ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                          has_tool_images)
         finally:
             del base.generate  # back to the class method
+        self._allowed = None
+        if self.logps == "constrained":  # once per generation batch, padded as TRL pads the completions
+            comp = torch.full((len(ids), max(map(len, ids))), self._tokenizer.pad_token_id, dtype=torch.long)
+            for r, c in enumerate(ids):
+                comp[r, :len(c)] = torch.tensor(c, dtype=torch.long)
+            V = base.get_output_embeddings().weight.shape[0]
+            self._allowed = constraint_masks(self.trie, self.k, self._tokenizer.eos_token_id, comp, self._excluded,
+                                             vocab_size=V).to(self.accelerator.device)
+        return ids, logprobs
 
     # 3. the method's group reward + diagnostics --------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -136,21 +182,56 @@ class ListGRPOTrainer(GRPOTrainer):
                 self.metric_names.append(name)
         return rewards.to(raw.device).reshape(-1, 1)
 
-    # 4. completion-only log-probs ------------------------------------------------------------------------------------
+    # 4. completion-only log-probs of the constrained policy ----------------------------------------------------------
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
                                            compute_entropy=False, compute_aux_loss=False, **kw):
-        inner = self.accelerator.unwrap_model(model)
         with self.accelerator.autocast():
-            # DDP: call the wrapped model's backbone through the unwrapped module (grads still flow to the same params)
-            h = inner.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            logits = inner.lm_head(h[:, -logits_to_keep - 1:-1]).float() / self.temperature
-        lp = logits.log_softmax(-1)
-        logps = lp.gather(-1, input_ids[:, -logits_to_keep:, None]).squeeze(-1)
-        ent = None
-        if compute_entropy:
-            with torch.no_grad():
-                ent = -(lp.exp() * lp).sum(-1)
+            logits = completion_logits(model, input_ids, attention_mask, logits_to_keep)
+        P = input_ids.shape[1] - logits_to_keep
+        if self.logps == "raw":
+            lp = (logits / self.temperature).log_softmax(-1)
+            logps = lp.gather(-1, input_ids[:, P:, None]).squeeze(-1)
+            ent = None
+            if compute_entropy:
+                with torch.no_grad():
+                    ent = -(lp.exp() * lp).sum(-1)
+        else:
+            if self._allowed is None or self._allowed.shape[:2] != (input_ids.shape[0], logits_to_keep):
+                got = None if self._allowed is None else tuple(self._allowed.shape)
+                raise RuntimeError(f"no constraint masks for these {input_ids.shape[0]} x {logits_to_keep} "
+                                   f"completions (have {got})")
+            logps, ent = constrained_token_logps(
+                logits, input_ids[:, P:], self._allowed, self.temperature, self.repetition_penalty, input_ids[:, :P],
+                prompt_mask=attention_mask[:, :P], completion_mask=attention_mask[:, P:], return_entropy=True)
+            ent = ent if compute_entropy else None
+        if torch.is_grad_enabled():
+            self._last_logps = logps.detach()
         return logps, ent, None
+
+    def _compute_loss(self, model, inputs):
+        self._allowed = inputs.get("allowed")  # this micro-batch's rows, in its (shuffled) order
+        loss = super()._compute_loss(model, inputs)
+        old = inputs.get("old_per_token_logps")
+        if old is not None:  # mu > 1: |ratio - 1| of the policy against the policy that sampled (1 at step 1)
+            mask = inputs["completion_mask"].bool()
+            dev = (torch.exp(self._last_logps - old) - 1).abs()[mask]
+            self._metrics["train" if self.model.training else "eval"]["ratio_max_dev"].append(
+                float(self.accelerator.gather(dev.max() if dev.numel() else dev.new_zeros(())).max()))
+        return loss
+
+    def _train_eval_gap(self, batch) -> float:
+        """Max |train-mode - eval-mode log-prob| of the policy on a generated batch (0 when no dropout is active)."""
+        ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+        mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+        T = batch["completion_ids"].shape[1]
+        with torch.no_grad():
+            a = self._get_per_token_logps_and_entropies(self.model, ids, mask, T)[0]
+            self.model.eval()
+            try:
+                b = self._get_per_token_logps_and_entropies(self.model, ids, mask, T)[0]
+            finally:
+                self.model.train()
+        return float((a - b).abs().max())
 
 
 class ValidationCurve(TrainerCallback):
@@ -225,14 +306,16 @@ def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: li
         output_dir=str(ctx.run_dir / "work"), seed=ctx.seed, data_seed=ctx.seed, use_cpu=not torch.cuda.is_available(),
         bf16=ctx.profile.bf16, gradient_checkpointing=False, learning_rate=cfg.lr, lr_scheduler_type=cfg.lr_scheduler,
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, per_device_train_batch_size=per_device,
-        gradient_accumulation_steps=1, num_generations=cfg.G, max_completion_length=max_completion_len(trie, ctx.profile.k),
-        temperature=cfg.temperature, top_p=1.0, top_k=0, repetition_penalty=cfg.repetition_penalty,
-        beta=cfg.beta, epsilon=cfg.epsilon, loss_type="grpo", scale_rewards="group", num_iterations=1,
+        gradient_accumulation_steps=1, num_generations=cfg.G,
+        max_completion_length=max_completion_len(trie, ctx.profile.k), temperature=cfg.temperature, top_p=1.0,
+        top_k=0, repetition_penalty=cfg.repetition_penalty, beta=cfg.beta, epsilon=cfg.epsilon, loss_type="grpo",
+        scale_rewards="group", num_iterations=cfg.num_iterations,
         max_grad_norm=1.0, weight_decay=0.0, warmup_steps=0, logging_steps=1, save_strategy="steps",
         save_steps=cfg.eval_every or 10**9, save_total_limit=1, report_to="none", disable_tqdm=False,
         remove_unused_columns=False, shuffle_dataset=True, mask_truncated_completions=False,
         # dropout would make the policy's log-probs noisy against the (eval-mode) reference: ratio != 1 and KL > 0
-        # at step 0 (measured: KL 0.027 at step 1 with the cpu profile's attention dropout 0.2)
+        # at step 0 (measured: KL 0.027 at step 1 with the cpu profile's attention dropout 0.2); TRL's switch misses
+        # Llama's attention dropout, which ListGRPOTrainer zeroes too
         disable_dropout=True,
     )
     holder = {}
@@ -253,7 +336,7 @@ def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: li
     curves = ValidationCurve(evaluate, cfg.eval_every)
     trainer = ListGRPOTrainer(model=str(sft_path), reward_funcs=[reward_fn], args=args, train_dataset=data,
                               processing_class=tok, callbacks=[curves], trie=trie, k=ctx.profile.k,
-                              group_reward=group_reward, rollout=rollout)
+                              group_reward=group_reward, rollout=rollout, logps=cfg.logps)
     holder["trainer"] = trainer
     work = ctx.run_dir / "work"
     resume = bool(list(work.glob("checkpoint-*"))) if work.exists() else False
@@ -264,13 +347,14 @@ def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: li
     secs = time.time() - t0
     if curves.every and (not curves.valid or curves.valid[-1]["step"] != trainer.state.global_step):
         curves.valid.append({"step": trainer.state.global_step, **evaluate()})
-    keys = ("step", *trainer.metric_names, "kl", "grad_norm", "step_time")
+    keys = ("step", *trainer.metric_names, "kl", "ratio_max_dev", "grad_norm", "step_time")
     log = [{k: h[k] for k in keys if k in h} for h in trainer.state.log_history if "raw_reward" in h]
     info = {"grpo_seconds": secs, "grpo_steps": trainer.state.global_step, "train_log": log,
             "valid_curve": curves.valid, "step_times": curves.step_times,
             "mean_step_s": float(np.mean(curves.step_times[1:])) if len(curves.step_times) > 1 else None,
             "n_align_train": len(train_w), "n_processes": n_proc, "resumed": resume,
             "groups_checked": trainer.groups_checked, "rows_per_process": per_device,
+            "train_eval_logp_gap": trainer.train_eval_gap,
             **(extra_info or {}), "sft_checkpoint": str(sft_path)}
     ctx.stats.update(info)
     if state.is_main_process:
