@@ -36,7 +36,7 @@ import torch
 from benchmark.data import Window, alignment_subset
 from benchmark.metrics import ndcg_at_k
 from methods.base import Method, RunContext
-from methods.common.grpo import finished_grpo, train_grpo
+from methods.common.grpo import check_settings, finished_grpo, train_grpo
 from methods.common.llm import get_trie, greedy_lists
 from methods.common.sft import load_sft, train_sft
 from methods.registry import register_method
@@ -138,6 +138,8 @@ class ReRe(Method):
         grad-acc 2). temperature, repetition_penalty: of the rollouts and the training log-probs (1.0: none).
         n_align_train / n_align_valid: the seeded alignment subset (the BLADE paper's 4,096 / 512).
         eval_every: validation NDCG@5 (greedy) every E steps. max_steps: cap (-1: epochs decide).
+        num_iterations, logps: the shared trainer's (one update per generation batch, as upstream; log-probs of the
+        constrained policy, as every GRPO method here: methods/common/grpo.py).
         """
 
         G: int = 16
@@ -155,6 +157,8 @@ class ReRe(Method):
         n_align_train: int = 4096
         n_align_valid: int = 512
         eval_every: int = 50
+        num_iterations: int = 1
+        logps: str = "constrained"
 
     def fit(self, ctx: RunContext) -> dict:
         final = self._train(ctx)
@@ -167,6 +171,7 @@ class ReRe(Method):
         cfg = self.config
         if cfg.G < 2:
             raise ValueError(f"rere G must be >= 2 (a group of beams), got {cfg.G}")
+        check_settings(cfg)
         done = finished_grpo(ctx)
         if done is not None:
             return done
