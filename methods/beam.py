@@ -8,9 +8,14 @@ num_beams = num_return_sequences = 10, constrained to catalogue titles). docs/me
 Here: constrained beam search over ONE item (the prompt is the list prompt every method uses; the trie ends the
 sequence after one item), K = the profile's list length beams, HF's length_penalty 1.0 (a finished beam scores
 sum(log p) / len), history items masked as for every method. The list is the K beams, best first, so the items are
-distinct and valid by construction. No training: the model is the shared SFT checkpoint (= BIGRec). Deterministic
-given the checkpoint, so one seed is enough. The mean score of each beam rank is in the record
-(``stats.beam_scores``).
+distinct and valid by construction. A beam scores the ITEM: its tokens and its end, i.e. the separator's log-prob
+(titles) or nothing (item tokens), not the EOS the trie forces after one item (`generation.ItemEnd`): our SFT model
+is trained on 10-item lists, so that EOS is improbable and item-dependent (upstream's model is trained on one title
+per answer, where EOS after the title is near-certain). Measured on steam (cpu, validation): scoring the forced
+EOS instead gives NDCG@5 0.0891 against 0.0930 (docs/benchmarks.md, decoding family).
+
+No training: the model is the shared SFT checkpoint (= BIGRec). Deterministic given the checkpoint, so one seed is
+enough. The mean score of each beam rank is in the record (``stats.beam_scores``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ What upstream does, and what is kept:
 
 Deviations, each small: the masses are summed in float64 without the 1e-20 floor (identical unless a probability
 underflows); the window's history items get zero assistant mass, as the trie masks them for every method (upstream
-masks nothing); the prompt is the benchmark's list prompt, and the trie ends the sequence after one item.
+masks nothing); the prompt is the benchmark's list prompt, the trie ends the sequence after one item, and the LLM
+score of that end is the item's end (the separator's log-prob, or 0 for item tokens) rather than the list's EOS,
+as for Beam Search (methods/beam.py, `generation.ItemEnd`).
 
 gamma: upstream's `evaluate.py` defaults ``guidance_scale`` to 1.0 and neither evaluate.sh nor evaluate2.sh sets it,
 and ``guidance_scale == 1`` returns the LLM scores untouched: the shipped scripts run D³ WITHOUT the assistant. The

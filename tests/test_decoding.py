@@ -43,9 +43,11 @@ class BigramLM(LlamaForCausalLM):
         return CausalLMOutputWithPast(logits=self.table[input_ids].float())
 
 
-def item_token_model(p_first: list[float]):
-    """Items 0..n-1 as tokens; after ``<rec>`` the LM puts probability p_first[i] on item i; after an item, EOS."""
+def item_token_model(p_first: list[float], p_eos: list[float] | None = None):
+    """Items 0..n-1 as tokens; after ``<rec>`` the LM puts probability p_first[i] on item i; after item i, EOS with
+    probability p_eos[i] (default 1; the rest on item 0's token, as a list model would continue)."""
     n = len(p_first)
+    p_eos = p_eos or [1.0] * n
     tok = build_item_token_tokenizer(n)
     trie = ItemTrie(tok, [item_token(i) for i in range(n)], " ")
     V = len(tok)
@@ -53,7 +55,9 @@ def item_token_model(p_first: list[float]):
     rec = tok.convert_tokens_to_ids("<rec>")
     for i, p in enumerate(p_first):
         table[rec, trie.item_tokens[i][0]] = math.log(p)
-        table[trie.item_tokens[i][0], tok.eos_token_id] = 0.0
+        table[trie.item_tokens[i][0], tok.eos_token_id] = math.log(p_eos[i])
+        if p_eos[i] < 1:
+            table[trie.item_tokens[i][0], trie.item_tokens[0][0]] = math.log(1 - p_eos[i])
     return tok, trie, BigramLM(tok, table)
 
 
@@ -120,13 +124,13 @@ def hand_bpe():
 
 
 def _enumerated_scores(tok, trie, table, prompt, allowed, lp):
-    """Every allowed item's beam score: sum over its tokens + EOS of the full-vocabulary log-softmax of the bigram
-    row of the previous token, divided by (tokens + 1)**lp."""
+    """Every allowed item's beam score: sum over its tokens + its end (the separator, scored for the EOS that ends
+    the beam) of the full-vocabulary log-softmax of the bigram row of the previous token, / (tokens + 1)**lp."""
     logp = table.float().log_softmax(-1)
     prev = tok(prompt, add_special_tokens=False)["input_ids"][-1]
     out = {}
     for i in allowed:
-        seq = list(trie.item_tokens[i]) + [tok.eos_token_id]
+        seq = list(trie.item_tokens[i]) + [trie.sep_ids[0]]
         s, p = 0.0, prev
         for t in seq:
             s, p = s + float(logp[p, t]), t
@@ -160,13 +164,13 @@ def test_length_penalty_changes_the_order_on_titles(hand_bpe):
     plain sum (lp 0, D³) ranks by probability."""
     tok, trie = hand_bpe
     (P,), (_, two), _, H2, D = trie.item_tokens
-    V, eos = len(tok), tok.eos_token_id
+    V = len(tok)
     table = torch.full((V, V), NEG)
     nl = tok("\n", add_special_tokens=False)["input_ids"][-1]
     table[nl, P], table[nl, H2[0]], table[nl, D[0]] = math.log(0.6), math.log(0.2), math.log(0.2)
-    table[P, eos], table[P, two] = math.log(0.6), math.log(0.4)  # "Portal" ends (.6) or becomes "Portal 2" (.4)
-    table[two, eos] = 0.0
-    for a, b in zip(H2, H2[1:]):  # ghost tokens; "Half-Life" cannot end after "Life" (its EOS stays at NEG)
+    table[P, nl], table[P, two] = math.log(0.6), math.log(0.4)  # "Portal" ends (.6) or becomes "Portal 2" (.4)
+    table[two, nl] = 0.0  # an item ends with the separator; EOS (the list's end) stays at NEG everywhere
+    for a, b in zip(H2, H2[1:]):  # ghost tokens; "Half-Life" cannot end after "Life" (its separator stays at NEG)
         table[a, b] = 0.0
     model = BigramLM(tok, table)
     prompt = "Recently played:\nDota 2\nRecommend:\n"
@@ -182,3 +186,19 @@ def test_length_penalty_changes_the_order_on_titles(hand_bpe):
     items, scores = beams(0.0)  # log .36 > log .24 > log .2 > Half-Life
     assert items == [0, 1, 3, 2]
     assert scores[:3] == pytest.approx([math.log(0.36), math.log(0.24), math.log(0.2)], abs=1e-4)
+
+
+def test_pointwise_beams_score_the_item_not_the_forced_eos():
+    """A list-trained model gives EOS after one item a small, item-dependent probability; the trie forces it. The beam
+    must rank by the item: p(EOS | item 3) = .01 would otherwise drop item 3 (score (log .25 + log .01) / 2 = -3.00)
+    below items 2 and 0 (-1.15, -1.50). Item tokens end with their token, so the end scores 0."""
+    tok, trie, model = item_token_model([0.1, 0.4, 0.2, 0.25, 0.05], p_eos=[0.5, 0.5, 0.5, 0.01, 0.5])
+    r = generate_lists(model, tok, trie, [item_prompt([1])], [{1}], 10, DecodingSpec.pointwise_beam(3),
+                       beam_scores=True, progress=False)
+    assert r.lists == [[[3], [2], [0]]]
+    assert r.scores[0] == pytest.approx([math.log(p) / 2 for p in (0.25, 0.2, 0.1)], abs=1e-5)
+    raw = DecodingSpec(mode="beam", n=3, beams=3, list_len=1)  # without item_end: the one-item LIST's probability
+    r = generate_lists(model, tok, trie, [item_prompt([1])], [{1}], 10, raw, beam_scores=True, progress=False)
+    # 3 beams keep items 3, 2, 0 after the first step (item 4 is pruned there), then EOS reorders them
+    assert r.lists == [[[2], [0], [3]]]
+    assert r.scores[0] == pytest.approx([math.log(0.1) / 2, math.log(0.05) / 2, math.log(0.0025) / 2], abs=1e-5)
