@@ -20,8 +20,8 @@ greedy, as for every trained method (BLADE paper §4.1.4; upstream evaluates wit
 Deviations: TRL 1.16's trainer through the shared GRPO code (upstream: its own fork of TRL 0.24's loop); the
 shared trainer's AdamW, max_grad_norm 1.0 and no warm-up instead of paged AdamW 32-bit, 0.3 and 3 % warm-up; no
 reference-model sync (upstream ``sync_ref_model=True``: TRL's alpha 0.6 every 512 steps, more steps than the
-cpu profile takes); the cpu/smoke budgets are the BoN family's (methods/common/blade.py) so the GRPO methods
-compare at equal cost.
+cpu profile takes); the cpu/smoke budgets (prompts, G, epochs, prompts per step) are the BoN family's
+(methods/common/blade.py) so the GRPO methods compare at equal cost.
 """
 
 from __future__ import annotations
@@ -110,11 +110,13 @@ def beam_rollouts(G: int, length_penalty: float):
 
 
 # Budgets per profile: the BoN family's (methods/common/blade.py PROFILE_OVERRIDES), so the GRPO methods compare at
-# equal cost (the paper profile uses the dataclass defaults, upstream's values).
+# equal cost (the paper profile uses the dataclass defaults, upstream's values). cpu keeps upstream's lr 1e-5: the BoN
+# family's cpu lr 1e-4 was measured to hurt ReRe (steam validation NDCG@5 0.0768 vs 0.0917 at 1e-5, end KL 0.20 vs
+# 0.011 with beta 1e-3; docs/benchmarks.md, decoding family).
 PROFILE_OVERRIDES = {
     "smoke": {"G": 4, "n_align_train": 16, "n_align_valid": 16, "epochs": 1.0, "eval_every": 2, "lr": 1e-4,
               "prompts_per_step": 4},
-    "cpu": {"G": 16, "n_align_train": 512, "n_align_valid": 256, "epochs": 1.0, "eval_every": 16, "lr": 1e-4,
+    "cpu": {"G": 16, "n_align_train": 512, "n_align_valid": 256, "epochs": 1.0, "eval_every": 16,
             "prompts_per_step": 4},
     "smollm2": {"G": 8, "n_align_train": 256, "n_align_valid": 128, "epochs": 1.0, "eval_every": 16,
                 "prompts_per_step": 4},
