@@ -43,7 +43,8 @@ class BIGRec(Method):
         return {"sft_checkpoint": str(path)}
 
     def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
+        from methods.common.generation import DecodingSpec
         from methods.common.llm import generate_for
 
-        res = generate_for(ctx, self.model, self.tok, windows, mode=self.config.decoding)
+        res = generate_for(ctx, self.model, self.tok, windows, DecodingSpec(mode=self.config.decoding))
         return [seqs[0] for seqs in res.lists]

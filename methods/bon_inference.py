@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from benchmark.config import above, at_least, check_fields, one_of
 from methods.base import Method, RunContext
+from methods.common.generation import ROLLOUT_REPETITION_PENALTY, ROLLOUT_TEMPERATURE, DecodingSpec
 from methods.common.llm import generate_for
 from methods.common.rewards import REWARDS, list_reward
 from methods.common.sft import load_sft, train_sft
@@ -31,8 +32,8 @@ class BoNInference(Method):
 
         n: int = 4
         reward: str = "ndcg"
-        temperature: float = 0.8
-        repetition_penalty: float = 1.05
+        temperature: float = ROLLOUT_TEMPERATURE
+        repetition_penalty: float = ROLLOUT_REPETITION_PENALTY
 
         def __post_init__(self):
             check_fields(self, "config", {"n": at_least(1), "reward": one_of(*REWARDS), "temperature": above(0.0),
@@ -45,8 +46,8 @@ class BoNInference(Method):
 
     def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
         c = self.config
-        res = generate_for(ctx, self.model, self.tok, windows, mode="sample", num_return_sequences=c.n,
-                           temperature=c.temperature, repetition_penalty=c.repetition_penalty,
+        res = generate_for(ctx, self.model, self.tok, windows,
+                           DecodingSpec.rollout(c.n, c.temperature, c.repetition_penalty),
                            batch_size=max(1, ctx.profile.eval_batch // c.n))
         out = []
         for w, cands in zip(windows, res.lists):

@@ -20,14 +20,13 @@ fits our protocol. Deviations:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 import torch
 
-from benchmark.config import above, at_least, check_fields, in_range
 from methods.base import Method, RunContext
-from methods.common.sasrec import SASRecConfig, get_sasrec, sasrec_cache_path, sasrec_scores
+from methods.common.sasrec import PROFILE_OVERRIDES, SASRecConfig, get_sasrec, sasrec_cache_path, sasrec_scores
 from methods.registry import register_method
 
 
@@ -39,35 +38,12 @@ class SASRec(Method):
     paper = "Kang & McAuley, Self-Attentive Sequential Recommendation, ICDM 2018"
     category = "reference"
 
-    @dataclass
-    class Config:
-        """Mirrors `SASRecConfig`; defaults are the paper's (sparse datasets) with the deviations above."""
-
-        hidden: int = 64  # paper: d = 50
-        layers: int = 2  # paper: b = 2 blocks
-        heads: int = 1  # paper: single head (multiple heads did not help it)
-        dropout: float = 0.5  # paper: 0.5 on its sparse datasets (0.2 on MovieLens-1M)
-        maxlen: int = 20  # paper: n = 50
-        lr: float = 1e-3  # paper: 0.001, Adam
-        weight_decay: float = 0.0  # upstream l2_emb = 0.0
-        batch_size: int = 256  # paper: 128
-        max_epochs: int = 200  # paper: 200 epochs; here a cap for early stopping
-        patience: int = 5  # epochs without a better validation NDCG@10
-        eval_every: int = 1
-
-        def __post_init__(self):
-            check_fields(self, "config", {
-                **{k: at_least(1) for k in ("hidden", "layers", "heads", "maxlen", "batch_size", "max_epochs",
-                                            "patience", "eval_every")},
-                "dropout": in_range(0.0, 1.0, hi_open=True), "lr": above(0.0), "weight_decay": at_least(0.0)})
-
-    profile_overrides: ClassVar[dict[str, dict]] = {
-        "smoke": {"hidden": 16, "layers": 1, "heads": 1, "maxlen": 10, "batch_size": 64, "max_epochs": 2},
-    }
+    Config = SASRecConfig  # the one SASRec config, shared with D³'s assistant (same defaults, same checkpoint)
+    profile_overrides: ClassVar[dict[str, dict]] = PROFILE_OVERRIDES
 
     def fit(self, ctx: RunContext) -> dict[str, Any]:
         """Train (or load the cached checkpoint for this config, data and seed)."""
-        cfg = SASRecConfig(**asdict(self.config))
+        cfg = SASRecConfig(**asdict(self.config))  # a plain SASRecConfig: the cache key of D³'s assistant too
         self.model = get_sasrec(ctx, cfg)
         ctx.stats["sasrec_best_epoch"] = self.model.best_epoch
         ctx.stats["sasrec_train_log"] = self.model.train_log

@@ -20,6 +20,7 @@ from benchmark.config import cache_dir, data_dir, get_profile
 from benchmark.data import load_dataset
 from benchmark.io import atomic_write_text
 from methods.base import RunContext
+from methods.common.generation import DecodingSpec
 from methods.common.llm import generate_for
 from methods.common.models import n_params
 from methods.common.sft import load_sft, train_sft
@@ -44,9 +45,8 @@ def main():
     for rep in range(a.repeats + 1):
         for constrained in (True, False):
             torch.manual_seed(rep)
-            res = generate_for(ctx, model, tok, wins, mode="sample", num_return_sequences=a.G, constrained=constrained,
-                               temperature=0.8, repetition_penalty=1.05, batch_size=max(1, 256 // a.G),
-                               progress=False)
+            res = generate_for(ctx, model, tok, wins, DecodingSpec.rollout(a.G), constrained=constrained,
+                               batch_size=max(1, 256 // a.G), progress=False)
             if rep:  # the first round warms up
                 rates[constrained].append(res.tokens_generated / res.generate_seconds)
     c, u = statistics.median(rates[True]), statistics.median(rates[False])

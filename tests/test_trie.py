@@ -16,7 +16,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from methods.common.generation import TitleGrounder, generate_lists
+from methods.common.generation import DecodingSpec, TitleGrounder, generate_lists
 from methods.common.tokenizers import build_item_token_tokenizer, item_token, train_bpe_tokenizer
 from methods.common.trie import ItemTrie, ListConstraintProcessor
 
@@ -152,8 +152,8 @@ def test_constrained_generation_lists_are_valid(setup_name, request):
     hists = [rng.sample(range(trie.n_items), 10) for _ in range(3)]
     prompts, excluded = [make_prompt(h) for h in hists], [set(h) for h in hists]
     for mode, n in (("greedy", 1), ("sample", 4), ("beam", 2)):
-        r = generate_lists(model, tok, trie, prompts, excluded, k, mode=mode, num_return_sequences=n,
-                           num_beams=4, batch_size=2, progress=False)
+        spec = DecodingSpec(mode=mode, n=n, beams=4 if mode == "beam" else 1)
+        r = generate_lists(model, tok, trie, prompts, excluded, k, spec, batch_size=2, progress=False)
         assert r.truncated == 0, f"{mode}: a sequence did not end with EOS"
         assert [len(per) for per in r.lists] == [n] * len(prompts)
         for p, per in enumerate(r.lists):
@@ -169,7 +169,7 @@ def test_unconstrained_generation_grounds_every_entry(item_setup):
     tok, trie = item_setup["tok"], item_setup["trie"]
     model = _tiny_llama(tok)
     prompts = [item_setup["prompt"]([1, 2, 3]), item_setup["prompt"]([4, 5])]
-    r = generate_lists(model, tok, trie, prompts, [set(), set()], 10, mode="sample", num_return_sequences=2,
+    r = generate_lists(model, tok, trie, prompts, [set(), set()], 10, DecodingSpec(mode="sample", n=2),
                        constrained=False, max_new_tokens=12, progress=False)
     n_entries = sum(len(items) for per in r.lists for items in per)
     assert sum(r.grounding.values()) == n_entries

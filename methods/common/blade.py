@@ -19,6 +19,7 @@ from benchmark.config import above, at_least, check_fields, one_of
 from benchmark.data import Window, alignment_pool, alignment_subset
 from benchmark.errors import UserError
 from methods.common.estimator import bayes_cdf, proxy_reward
+from methods.common.generation import ROLLOUT_REPETITION_PENALTY, ROLLOUT_TEMPERATURE
 from methods.common.grpo import check_settings, finished_grpo, train_grpo
 from methods.common.llm import get_trie
 from methods.common.refsets import reference_lists
@@ -70,8 +71,8 @@ class BladeConfig:
     epochs: float = 3.0
     lr_scheduler: str = "linear"
     prompts_per_step: int = 4
-    temperature: float = 0.8
-    repetition_penalty: float = 1.05
+    temperature: float = ROLLOUT_TEMPERATURE
+    repetition_penalty: float = ROLLOUT_REPETITION_PENALTY
     max_steps: int = -1
     n_align_train: int = 4096
     n_align_valid: int = 512

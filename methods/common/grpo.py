@@ -326,7 +326,7 @@ def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: li
         m = holder["trainer"].accelerator.unwrap_model(holder["trainer"].model)
         was_training = m.training
         m.eval()
-        res = generate_for(ctx, m, tok, valid_w, mode="greedy", progress=False)
+        res = generate_for(ctx, m, tok, valid_w, progress=False)
         m.train(was_training)
         lists = [s[0] for s in res.lists]
         return {"recall@5": float(np.mean([recall_at_k(x, w.target, 5) for x, w in zip(lists, valid_w)])),

@@ -15,6 +15,7 @@ import torch
 from benchmark.data import alignment_pool
 from benchmark.io import atomic_write
 from benchmark.locks import main_lock
+from methods.common.generation import DecodingSpec
 from methods.common.llm import generate_for
 from methods.common.models import content_hash
 from methods.common.sft import load_sft
@@ -60,8 +61,7 @@ def reference_lists(ctx, sft_path: Path, align_idx: list[int], M: int, temperatu
             ctx.log.info("reference set: sampling %d lists for %d prompts (M=%d)", M * len(wins), len(wins), M)
             torch.manual_seed(0)  # the reference set does not depend on the run seed
             t0 = time.time()
-            res = generate_for(ctx, model, tok, wins, mode="sample", num_return_sequences=M,
-                               temperature=temperature, repetition_penalty=repetition_penalty,
+            res = generate_for(ctx, model, tok, wins, DecodingSpec.rollout(M, temperature, repetition_penalty),
                                batch_size=max(1, 1024 // M))
             ctx.stats["refset_sample_s"] = ctx.stats.get("refset_sample_s", 0.0) + time.time() - t0
             for i, lists in zip(missing, res.lists):
