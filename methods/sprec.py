@@ -36,7 +36,10 @@ class SPRec(Method):
     display_name = "SPRec"
     paper = "Gao et al., SPRec: Self-Play to Debias LLM-based Recommendation, WWW 2025"
     category = "listwise"
-    profile_overrides = {**PROFILE_OVERRIDES, "smoke": {**PROFILE_OVERRIDES["smoke"], "iterations": 2}}
+    # cpu: the DPO step at upstream's lr 2e-5, not the family's 1e-4, which collapsed the policy after the first DPO
+    # step on steam validation (alignment-valid NDCG@5 0.127 -> 0.011; docs/benchmarks.md, preference baselines)
+    profile_overrides = {**PROFILE_OVERRIDES, "smoke": {**PROFILE_OVERRIDES["smoke"], "iterations": 2},
+                         "cpu": {**PROFILE_OVERRIDES["cpu"], "lr": 2e-5}}
 
     @dataclass
     class Config(PreferenceConfig):
