@@ -146,6 +146,13 @@ def stages(spec: RunSpec, n_processes: int = 1) -> list[str]:
                     if grid else "")
             out.append(f"training: {c.prompts_per_step} prompts{group} per step, {c.epochs:g} epochs at lr "
                        f"{c.lr:g} = {steps:,} steps{runs}")
+        elif hasattr(c, "batch_size") and hasattr(c, "sft_epochs"):  # the preference (DPO) family
+            steps = c.max_steps if getattr(c, "max_steps", -1) > 0 else math.ceil(
+                math.ceil(c.n_align_train / c.batch_size) * c.epochs)
+            times = f", {c.iterations} self-play iterations" if hasattr(c, "iterations") else ""
+            out.append(f"training{times}: SFT on the alignment positives ({c.sft_epochs:g} epochs at lr "
+                       f"{c.sft_lr:g}), then DPO (beta {c.beta:g}) on at most {c.n_align_train:,} preference rows, "
+                       f"{c.batch_size} rows per step, {c.epochs:g} epochs at lr {c.lr:g} = at most {steps:,} steps")
     n_valid = len(cap_windows(ds.splits["valid"], p.max_eval_windows))
     n_test = len(cap_windows(ds.splits["test"], p.max_eval_windows))
     test = f", test {n_test:,} windows" if "test" in spec.splits else " (test not decoded)"
