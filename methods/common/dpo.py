@@ -20,7 +20,8 @@ checkpoints, reference model, multi-process, metric logging) is TRL's. Rows arri
 are the decoder's own token sequences), so `_prepare_dataset` only checks them.
 
 Lists shorter than K (targets with fewer than K distinct non-history items, next-item data) are scored under the
-automaton with k = the list's length: the log-prob of the list as the first items of a K-list, EOS forced (log 1).
+automaton with k = the list's length: the same per-token distributions as the first items of a K-list, with EOS in
+place of the separator after the last item (forced, log 1, unless a longer title continues it).
 """
 
 from __future__ import annotations
