@@ -20,7 +20,8 @@ checkpoints, reference model, multi-process, metric logging) is TRL's. Rows arri
 are the decoder's own token sequences), so `_prepare_dataset` only checks them.
 
 Lists shorter than K (targets with fewer than K distinct non-history items, next-item data) are scored under the
-automaton with k = the list's length: the log-prob of the list as the first items of a K-list, EOS forced (log 1).
+automaton with k = the list's length: the same per-token distributions as the first items of a K-list, with EOS in
+place of the separator after the last item (forced, log 1, unless a longer title continues it).
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import SchedulerType
+from accelerate import PartialState
 from trl import DPOConfig, DPOTrainer
 
 from benchmark.config import above, at_least, check_fields, in_range, one_of
 from benchmark.data import Window, alignment_subset
-from benchmark.io import atomic_save_dir, atomic_write_text
+from benchmark.io import atomic_save_dir, atomic_write_text, complete_checkpoint
 from benchmark.metrics import ndcg_at_k, recall_at_k
 from methods.common.llm import get_trie, greedy_lists, prompts_for
 from methods.common.logprobs import completion_logits, constrained_token_logps, constraint_masks, disable_dropout
@@ -128,12 +130,13 @@ def user_items(windows: Sequence[Window]) -> dict[str, set[int]]:
 
 def cached_rows(path: Path, build: Callable[[], tuple[list[dict], dict]]) -> tuple[list[dict], dict]:
     """`build()` -> (rows, info) once; stored atomically at `path` and read back on a resumed run."""
-    if path.exists():
-        d = json.loads(path.read_text())
-        return d["rows"], d["info"]
-    rows, info = build()
-    atomic_write_text(path, json.dumps({"rows": rows, "info": info}))
-    return rows, info
+    with PartialState().main_process_first():  # several processes: the main one builds, the others read
+        if path.exists():
+            d = json.loads(path.read_text())
+            return d["rows"], d["info"]
+        rows, info = build()
+        atomic_write_text(path, json.dumps({"rows": rows, "info": info}))
+        return rows, info
 
 
 def tokenize_rows(rows: list[dict], prompts: Sequence[str], windows: Sequence[Window], tok, trie,
@@ -260,6 +263,14 @@ def _device_args(ctx) -> dict:
             "gradient_checkpointing": False, "report_to": "none", "disable_tqdm": False}
 
 
+def _save_on_main(save, final: Path) -> None:
+    """Write a model folder atomically from the main process only; every process waits for it."""
+    state = PartialState()
+    if state.is_main_process:
+        atomic_save_dir(save, final)
+    state.wait_for_everyone()
+
+
 def sft_on_positives(ctx, start: Path, windows: Sequence[Window], cfg: PreferenceConfig, out: Path) -> Path:
     """`cfg.sft_epochs` of SFT from the model at `start` on (prompt, positive list) of `windows`; resumable.
 
@@ -288,11 +299,11 @@ def sft_on_positives(ctx, start: Path, windows: Sequence[Window], cfg: Preferenc
             "train_loss": res.training_loss, "start": str(start)}
 
     def save(d):
-        trainer.model.save_pretrained(d)
+        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(d)
         tok.save_pretrained(d)
         (Path(d) / "sft_info.json").write_text(json.dumps(info))
 
-    atomic_save_dir(save, final)
+    _save_on_main(save, final)
     return final
 
 
@@ -303,7 +314,6 @@ def run_dpo(ctx, start: Path, windows: Sequence[Window], rows: list[dict], cfg: 
     Returns (model folder, info) with the per-step log: loss, rewards/chosen, rewards/rejected, rewards/margins,
     rewards/accuracies (chosen above every negative), grad_norm, learning_rate.
     """
-    from accelerate import PartialState
     from datasets import Dataset as HFDataset
 
     final = out / "final"
@@ -331,7 +341,7 @@ def run_dpo(ctx, start: Path, windows: Sequence[Window], rows: list[dict], cfg: 
                                 data_collator=PreferenceCollator(tok.pad_token_id), trie=trie, loss_fn=loss_fn,
                                 constrained=ctx.profile.constrained)
     work = out / "work"
-    resume = work.exists() and any(work.glob("checkpoint-*"))
+    resume = complete_checkpoint(work)  # incomplete checkpoints (killed inside a save) are removed
     ctx.log.info("DPO from %s: %d rows x %d rejected, %d processes, resume=%s", start, len(rows),
                  len(rows[0]["rejected"]), n_proc, resume)
     t0 = time.time()
@@ -341,15 +351,13 @@ def run_dpo(ctx, start: Path, windows: Sequence[Window], rows: list[dict], cfg: 
     log = [{k: h[k] for k in ("step", *keys) if k in h} for h in trainer.state.log_history if "rewards/margins" in h]
     info = {"dpo_seconds": time.time() - t0, "dpo_steps": trainer.state.global_step, "rows": len(rows),
             "n_rejected": len(rows[0]["rejected"]), "n_processes": n_proc, "resumed": bool(resume), "train_log": log}
-    state = PartialState()
-    if state.is_main_process:
-        def save(d):
-            trainer.accelerator.unwrap_model(trainer.model).save_pretrained(d)
-            tok.save_pretrained(d)
-            (Path(d) / "dpo_info.json").write_text(json.dumps(info))
 
-        atomic_save_dir(save, final)
-    state.wait_for_everyone()
+    def save(d):
+        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(d)
+        tok.save_pretrained(d)
+        (Path(d) / "dpo_info.json").write_text(json.dumps(info))
+
+    _save_on_main(save, final)
     return final, info
 
 
@@ -383,7 +391,8 @@ def fit_preference(ctx, cfg: PreferenceConfig, build_rows: BuildRows, loss_fn: L
     if summary.exists():
         info = json.loads(summary.read_text())
     else:
-        current = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
+        with PartialState().main_process_first():  # several processes: the main one trains the shared SFT
+            current = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
         source = ctx.profile.align_source
         valid_w = alignment_subset(ctx.data, cfg.n_align_train, cfg.n_align_valid, ctx.seed, source)[1]
         curve = [{"iteration": 0, "stage": "sft_checkpoint", **valid_scores(ctx, current, valid_w)}]
@@ -407,7 +416,8 @@ def fit_preference(ctx, cfg: PreferenceConfig, build_rows: BuildRows, loss_fn: L
                          len(train_w), curve[-2]["ndcg@5"], curve[-1]["ndcg@5"])
         info = {"final": str(current), "valid_curve": curve, "iterations": iters,
                 "pairs_kept": float(np.mean([x["pairs_kept"] for x in iters])), "n_align_train": cfg.n_align_train}
-        atomic_write_text(summary, json.dumps(info, default=float))
+        if PartialState().is_main_process:
+            atomic_write_text(summary, json.dumps(info, default=float))
     ctx.stats.update(info)
     return Path(info["final"])
 
