@@ -41,7 +41,7 @@ def _ranking_eval(ds: Dataset, windows: list[Window], profile, tok):
     excluded = [set(w.history) if profile.exclude_history else set() for w in windows]
 
     def evaluate(model) -> float:
-        res = generate_lists(model, tok, trie, prompts, excluded, profile.k, mode="greedy", repetition_penalty=1.0,
+        res = generate_lists(model, tok, trie, prompts, excluded, profile.k,  # greedy: how evaluation decodes
                              batch_size=profile.eval_batch, bf16=profile.bf16 and not torch.cuda.is_available(),
                              progress=False)
         return sum(ndcg_at_k(lst[0], w.target, 5) for lst, w in zip(res.lists, windows)) / len(windows)
