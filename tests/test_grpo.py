@@ -44,3 +44,32 @@ def test_first_step_kl_zero_ratio_one_no_dropout(first_steps, dataset):
     assert first["ratio_max_dev"] < 1e-4
     assert st["train_eval_logp_gap"] == 0.0
     assert rec["config"]["method"]["logps"] == "constrained"
+
+
+def test_masks_follow_their_rows_through_trls_shuffle_and_split():
+    """The constraint masks travel in the batch dict; TRL's shuffle/split must keep each with its own row."""
+    import torch
+    from trl.trainer.utils import shuffle_sequence_dict, split_tensor_dict
+
+    from methods.common.logprobs import constrained_token_logps, constraint_masks
+    from methods.common.tokenizers import build_item_token_tokenizer, item_token
+    from methods.common.trie import ItemTrie
+
+    n, k = 12, 3
+    tok = build_item_token_tokenizer(n)
+    trie = ItemTrie(tok, [item_token(i) for i in range(n)], " ")
+    it = [trie.item_tokens[i][0] for i in range(n)]
+    lists = [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
+    excluded = [set(range(n)) - set(lst) for lst in lists]  # each row's items are banned in every other row
+    comp = torch.tensor([[it[i] for i in lst] + [tok.eos_token_id] for lst in lists])
+    batch = {"completion_ids": comp, "allowed": constraint_masks(trie, k, tok.eos_token_id, comp, excluded),
+             "num_items_in_batch": torch.tensor(16)}
+    torch.manual_seed(0)
+    chunks = split_tensor_dict(shuffle_sequence_dict(batch), 2)
+    assert not torch.equal(torch.cat([c["completion_ids"] for c in chunks]), comp)  # the order did change
+    for c in chunks:
+        lp = constrained_token_logps(torch.zeros(2, k + 1, len(tok)), c["completion_ids"], c["allowed"])
+        assert torch.isfinite(lp).all()
+    # and a mask that does not belong to its row is caught
+    with pytest.raises(ValueError, match="not allowed"):
+        constrained_token_logps(torch.zeros(4, k + 1, len(tok)), comp, batch["allowed"].roll(1, 0))

@@ -104,27 +104,32 @@ def constrained_logits(logits: torch.Tensor, completion_ids: torch.LongTensor, a
     allowed = allowed.to(logits.device)
     if allowed.shape[2] < V:
         allowed = torch.nn.functional.pad(allowed, (0, V - allowed.shape[2]), value=False)
-    x = logits
+    # the penalty scales a logit by 1/p or p, so it commutes with the division by the temperature (T > 0)
+    z = (logits / temperature).masked_fill_(~allowed, float("-inf"))
     if repetition_penalty != 1.0:
-        seen = _seen_tokens(completion_ids.to(logits.device), V, prompt_ids, prompt_mask)
-        x = torch.where(seen, torch.where(x < 0, x * repetition_penalty, x / repetition_penalty), x)
-    return x.masked_fill(~allowed, float("-inf")) / temperature
+        # only the seen tokens change: a sparse update instead of three passes over [B, T, V]
+        b, t, v = _seen_tokens(completion_ids.to(logits.device), V, prompt_ids, prompt_mask)
+        g = z[b, t, v]
+        z = z.index_put((b, t, v), torch.where(g < 0, g * repetition_penalty, g / repetition_penalty))
+    return z
 
 
-def _seen_tokens(completion_ids: torch.LongTensor, V: int, prompt_ids, prompt_mask) -> torch.BoolTensor:
-    """[B, T, V]: token v occurs in the (unpadded) prompt or in completion_ids[:, :t]."""
+def _seen_tokens(completion_ids: torch.LongTensor, V: int, prompt_ids, prompt_mask):
+    """Index triples (b, t, v), each once: token v occurs in row b's (unpadded) prompt or in completion_ids[b, :t]."""
     B, T = completion_ids.shape
     dev = completion_ids.device
-    first = torch.full((B, V), T, dtype=torch.long, device=dev)  # first completion position of each token (T: never)
-    first.scatter_reduce_(1, completion_ids, torch.arange(T, device=dev).expand(B, T).contiguous(), reduce="amin")
-    seen = first[:, None, :] < torch.arange(T, device=dev)[None, :, None]
+    pos = torch.arange(T, device=dev)
+    s, t = torch.nonzero(pos[:, None] < pos[None, :], as_tuple=True)  # completion position s is seen at t > s
+    b = torch.arange(B, device=dev).repeat_interleave(len(s))
+    parts = [(b, t.repeat(B), completion_ids[:, s].reshape(-1))]
     if prompt_ids is not None:
         ids = prompt_ids.to(dev)
-        if prompt_mask is not None:
-            ids = ids.masked_fill(prompt_mask.to(dev) == 0, V)  # padding goes to a spare column
-        in_prompt = torch.zeros(B, V + 1, dtype=torch.bool, device=dev).scatter_(1, ids, True)[:, :V]
-        seen = seen | in_prompt[:, None, :]
-    return seen
+        keep = torch.ones_like(ids, dtype=torch.bool) if prompt_mask is None else prompt_mask.to(dev) != 0
+        pb, pj = torch.nonzero(keep, as_tuple=True)
+        parts.append((pb.repeat_interleave(T), pos.repeat(len(pb)), ids[pb, pj].repeat_interleave(T)))
+    b, t, v = (torch.cat(x) for x in zip(*parts))
+    lin = torch.unique((b * T + t) * V + v)  # once each: a duplicate index would count its gradient twice
+    return lin // (T * V), lin // V % T, lin % V
 
 
 def constrained_token_logps(logits: torch.Tensor, completion_ids: torch.LongTensor, allowed: torch.BoolTensor,
@@ -160,7 +165,7 @@ def constrained_token_logps(logits: torch.Tensor, completion_ids: torch.LongTens
     if not return_entropy:
         return out
     with torch.no_grad():
-        ent = -(lp.exp() * lp.masked_fill(torch.isneginf(z), 0.0)).sum(-1)
+        ent = -(lp.exp() * lp).nansum(-1)  # 0 * -inf = nan outside the allowed tokens: dropped
     return out, ent
 
 
