@@ -71,7 +71,7 @@ def main():
             raise SystemExit(f"{d}: no GRPO records" + (f" for {a.dataset}" if a.dataset else ""))
         recs.sort(key=lambda r: (r["dataset"], r["method"], r["config"]["method"]["lr"], r["seed"]))
         rows += [row(label, r) + ([vs_baseline(r, base[r["dataset"]], cache)] if base else []) for r in recs]
-    headers = COLUMNS + ([f"valid NDCG@5 − {a.baseline}"] if base else [])
+    headers = COLUMNS + (["valid NDCG@5 − baseline [95 % CI] p"] if base else [])
     print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
 
 
