@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import SchedulerType
 
-from benchmark.config import above, at_least, check_fields, one_of
+from benchmark.config import at_least, check_fields
 from benchmark.data import Window, alignment_subset
 from benchmark.metrics import ndcg_at_k
 from methods.base import Method, RunContext
-from methods.common.grpo import check_settings, finished_grpo, train_grpo
+from methods.common.grpo import GRPO_RULES, check_settings, finished_grpo, train_grpo
 from methods.common.llm import get_trie, greedy_lists
 from methods.common.sft import load_sft, train_sft
 from methods.registry import register_method
@@ -166,13 +165,7 @@ class ReRe(Method):
         logps: str = "constrained"
 
         def __post_init__(self):
-            check_fields(self, "config", {
-                "G": at_least(2), **{k: at_least(1) for k in ("reward_k", "prompts_per_step", "n_align_train",
-                                                                 "n_align_valid", "num_iterations")},
-                "beta": at_least(0.0), "eval_every": at_least(0),
-                **{k: above(0.0) for k in ("epsilon", "lr", "epochs", "temperature", "repetition_penalty")},
-                "lr_scheduler": one_of(*(s.value for s in SchedulerType)), "logps": one_of("constrained", "raw"),
-                "max_steps": ((lambda v: v == -1 or v >= 1), "-1 (epochs decide) or an integer >= 1")})
+            check_fields(self, "config", {**GRPO_RULES, "reward_k": at_least(1)})
 
     def fit(self, ctx: RunContext) -> dict:
         final = self._train(ctx)

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import SchedulerType
 
-from benchmark.config import above, at_least, check_fields, one_of
+from benchmark.config import at_least, check_fields, one_of
 from benchmark.data import Window, alignment_pool, alignment_subset
 from benchmark.errors import UserError
 from methods.common.estimator import bayes_cdf, proxy_reward
 from methods.common.generation import ROLLOUT_REPETITION_PENALTY, ROLLOUT_TEMPERATURE
-from methods.common.grpo import check_settings, finished_grpo, train_grpo
+from methods.common.grpo import GRPO_RULES, check_settings, finished_grpo, train_grpo
 from methods.common.llm import get_trie
 from methods.common.refsets import reference_lists
 from methods.common.rewards import REWARDS, list_reward
@@ -88,14 +87,8 @@ class BladeConfig:
 
 
 BLADE_RULES = {
-    "reward": one_of(*REWARDS), "smoothing": one_of("add_one", "none"),
-    "lr_scheduler": one_of(*(s.value for s in SchedulerType)),
-    **{k: at_least(1) for k in ("reward_k", "n", "prompts_per_step", "n_align_train", "n_align_valid")},
-    **{k: at_least(0) for k in ("M", "eval_every")}, "G": at_least(2),
-    **{k: at_least(0.0) for k in ("lam", "tau", "beta")},
-    **{k: above(0.0) for k in ("epsilon", "lr", "epochs", "temperature", "repetition_penalty")},
-    "max_steps": ((lambda v: v == -1 or v >= 1), "-1 (epochs decide) or an integer >= 1"),
-    "num_iterations": at_least(1), "logps": one_of("constrained", "raw"),
+    **GRPO_RULES, "reward": one_of(*REWARDS), "smoothing": one_of("add_one", "none"),
+    **{k: at_least(1) for k in ("reward_k", "n")}, "M": at_least(0), **{k: at_least(0.0) for k in ("lam", "tau")},
     "tau_grid": ((lambda v: all(t >= 0 and t == t and t != float("inf") for t in v)), "finite taus >= 0"),
 }
 

@@ -34,9 +34,10 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from transformers import LogitsProcessorList, TrainerCallback
+from transformers import LogitsProcessorList, SchedulerType, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from benchmark.config import above, at_least, one_of
 from benchmark.data import Window
 from benchmark.io import atomic_save_dir, complete_checkpoint
 from benchmark.metrics import ndcg_at_k, recall_at_k
@@ -81,6 +82,16 @@ def sample_rollouts(model, logits_processor: LogitsProcessorList, **generate_kwa
     row (the G rows of a group are consecutive copies of one prompt when the group is whole on this process).
     """
     return type(model).generate(model, logits_processor=logits_processor, **generate_kwargs)
+
+
+# Validation rules of the `GRPOSettings` fields, shared by every GRPO method's config (`check_fields`).
+GRPO_RULES = {
+    **{k: at_least(1) for k in ("prompts_per_step", "n_align_train", "n_align_valid", "num_iterations")},
+    "G": at_least(2), "eval_every": at_least(0), "beta": at_least(0.0),
+    **{k: above(0.0) for k in ("epsilon", "lr", "epochs", "temperature", "repetition_penalty")},
+    "lr_scheduler": one_of(*(s.value for s in SchedulerType)), "logps": one_of("constrained", "raw"),
+    "max_steps": ((lambda v: v == -1 or v >= 1), "-1 (epochs decide) or an integer >= 1"),
+}
 
 
 def check_settings(cfg: GRPOSettings) -> None:
