@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
-from benchmark.config import cache_dir, data_dir, get_profile
+from benchmark.config import apply_overrides, cache_dir, data_dir, get_profile
 from benchmark.data import load_dataset
 
 # attempt -> profile overrides on top of `cpu` (the reference SFT is A0)
@@ -50,7 +51,8 @@ def run(datasets: list[str], attempts: list[str], bars: bool) -> None:
 
 def table(datasets: list[str]) -> str:
     """Markdown: one row per (dataset, attempt) with the kept step, time and validation NDCG@5 / R@5, vs the bars."""
-    defaults = json.loads(json.dumps(get_profile("cpu").__dict__))
+    cpu = get_profile("cpu")
+    defaults = asdict(cpu)
     rows = ["| dataset | attempt | changes vs `cpu` | kept step (epochs) | selected by | SFT time | valid NDCG@5 "
             "| valid R@5 | / SASRec | − Pop |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name in datasets:
@@ -61,8 +63,8 @@ def table(datasets: list[str]) -> str:
                 continue
             prof = r["config"]["profile"]
             changes = {k: v for k, v in prof.items() if defaults.get(k) != v}
-            label = next((a for a, s in ATTEMPTS.items() if s.keys() == changes.keys()
-                          and all(str(changes[k]).lower() == str(_parse(v)).lower() for k, v in s.items())), "?")
+            label = next((a for a, s in ATTEMPTS.items()  # the attempt whose overrides give this record's profile
+                          if asdict(apply_overrides(cpu, s, "profile")) == prof), "?")
             sft, m = r["stats"]["sft"], r["metrics_valid"]
             ratio = m["ndcg@5"] / bar["sasrec"]["ndcg@5"] if "sasrec" in bar else float("nan")
             diff = m["ndcg@5"] - bar["pop"]["ndcg@5"] if "pop" in bar else float("nan")
@@ -75,15 +77,6 @@ def table(datasets: list[str]) -> str:
                 rows.append(f"| {name} | {b} | — | — | — | — | {bar[b]['ndcg@5']:.4f} | {bar[b]['recall@5']:.4f} "
                             f"| | |")
     return "\n".join(rows)
-
-
-def _parse(v: str):
-    for typ in (int, float):
-        try:
-            return typ(v)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(v.lower(), v)
 
 
 def main() -> None:
