@@ -29,3 +29,17 @@ def test_last_selection_keeps_the_last_step(steam, tmp_path):
 def test_unknown_selection_is_refused():
     with pytest.raises(UserError, match="sft_select = 'best' is invalid: expected one of loss, ndcg, last"):
         dataclasses.replace(get_profile("smoke"), sft_select="best")
+
+
+def test_ndcg_selection_stops_early_when_ranking_stops_improving(steam, tmp_path, monkeypatch):
+    """Early stopping must see eval_ndcg@5: with a ranking that only falls, training stops after `patience`
+    evaluations past the first one, which is kept (it once ran all epochs: the metric reached the callbacks late)."""
+    import methods.common.sft as sft
+
+    scores = iter([0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01, 0.0] + [0.0] * 1000)
+    monkeypatch.setattr(sft, "_ranking_eval", lambda *a, **k: (lambda model: next(scores)))
+    profile = dataclasses.replace(get_profile("smoke"), sft_select="ndcg", sft_patience=2, sft_max_epochs=20.0)
+    _, _, info = load_sft(train_sft(steam, profile, tmp_path))
+    every = profile.sft_eval_every
+    assert [c["eval_ndcg@5"] for c in info["eval_curve"]] == [0.5, 0.4, 0.3]
+    assert info["best_step"] == every and info["steps"] == 3 * every and info["best_metric"] == 0.5

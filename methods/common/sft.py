@@ -51,17 +51,19 @@ def _ranking_eval(ds: Dataset, windows: list[Window], profile, tok):
 
 class _RankingSFTTrainer(SFTTrainer):
     """`SFTTrainer` whose evaluation also reports ``eval_ndcg@5`` when `ranking` is set (``sft_select = "ndcg"``),
-    so transformers' best-checkpoint tracking and early stopping can use the ranking quality."""
+    so transformers' best-checkpoint tracking AND early stopping can use the ranking quality.
+
+    The metric is added in `evaluation_loop`, not after `evaluate`: `Trainer.evaluate` hands the loop's metrics to the
+    callbacks (`EarlyStoppingCallback.on_evaluate`) before it returns, so a metric added afterwards is tracked for the
+    best checkpoint but never stops training (the bug that let a 20-epoch steam run go on long after its peak)."""
 
     ranking = None
 
-    def evaluate(self, *args, **kwargs):
-        metrics = super().evaluate(*args, **kwargs)
+    def evaluation_loop(self, *args, metric_key_prefix: str = "eval", **kwargs):
+        out = super().evaluation_loop(*args, metric_key_prefix=metric_key_prefix, **kwargs)
         if self.ranking is not None:
-            extra = {"eval_ndcg@5": self.ranking(self.model)}
-            metrics.update(extra)
-            self.log(extra)
-        return metrics
+            out.metrics[f"{metric_key_prefix}_ndcg@5"] = self.ranking(self.model)
+        return out
 
 
 class _TimeLimit(TrainerCallback):
