@@ -21,16 +21,18 @@ from benchmark.config import apply_overrides, cache_dir, data_dir, get_profile
 from benchmark.data import load_dataset
 
 # attempt -> profile overrides on top of `cpu` (the reference SFT is A0)
+_H = {"sft_completion_only": "false", "sft_select": "ndcg", "sft_max_epochs": "20"}  # A2: the base of A3..
 ATTEMPTS: dict[str, dict[str, str]] = {
     "A0": {},
     "A1": {"sft_completion_only": "false"},
-    "A2": {"sft_completion_only": "false", "sft_select": "ndcg", "sft_max_epochs": "20"},
-    "A3": {"sft_completion_only": "false", "sft_select": "ndcg", "sft_max_epochs": "20", "attention_dropout": "0.1"},
-    "A4": {"sft_completion_only": "false", "sft_select": "ndcg", "sft_max_epochs": "20", "sft_lr": "1e-3"},
-    "A5": {"sft_completion_only": "false", "sft_select": "ndcg", "sft_max_epochs": "20", "sft_label_smoothing": "0.1"},
-    "A6": {"sft_completion_only": "false", "sft_select": "ndcg", "sft_max_epochs": "20", "sft_batch": "64"},
-    "A7": {"sft_completion_only": "false", "sft_select": "ndcg", "sft_max_epochs": "20", "hidden": "512",
-           "intermediate": "1408", "heads": "8"},
+    "A2": _H,
+    "A3": {**_H, "attention_dropout": "0.3"},
+    "A4": {**_H, "sft_lr": "1e-3"},
+    "A5": {**_H, "sft_label_smoothing": "0.1"},
+    "A6": {**_H, "sft_batch": "64"},
+    "A7": {**_H, "hidden": "512", "intermediate": "1408", "heads": "8"},
+    "A8": {**_H, "sft_lr": "1e-4"},
+    "A9": {**_H, "hidden": "128", "intermediate": "352"},
 }
 RESULTS = Path("results/sft_tuning")
 
