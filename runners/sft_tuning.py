@@ -12,6 +12,7 @@ Records go to results/sft_tuning/ (the run id hashes the profile, so a finished 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import logging
 from dataclasses import asdict
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from benchmark.config import apply_overrides, cache_dir, data_dir, get_profile
 from benchmark.data import load_dataset
+from benchmark.metrics import paired_bootstrap, user_means
 
 # attempt -> profile overrides on top of `cpu` (the reference SFT is A0)
 _H = {"sft_completion_only": "false", "sft_select": "ndcg", "sft_max_epochs": "20"}  # A2: the base of A3..
@@ -51,33 +53,61 @@ def run(datasets: list[str], attempts: list[str], bars: bool) -> None:
                 execute(spec, RESULTS, cache_dir())
 
 
+def _valid_user_means(rec: dict, metric: str = "ndcg@5") -> tuple[dict[str, float], dict[str, float]]:
+    """({user: mean metric over its validation windows}, {user: window count}) from a record's predictions."""
+    path = Path(rec["_path"]).parent / rec["valid_predictions_file"]
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    users = [r["user"] for r in rows]
+    counts: dict[str, float] = {}
+    for u in users:
+        counts[u] = counts.get(u, 0.0) + 1.0
+    return user_means([r["metrics"][metric] for r in rows], users), dict(sorted(counts.items()))
+
+
+def _attempt(rec: dict, cpu) -> str:
+    """The attempt whose overrides give this record's profile ("?" for none)."""
+    prof = rec["config"]["profile"]
+    return next((a for a, s in ATTEMPTS.items() if asdict(apply_overrides(cpu, s, "profile")) == prof), "?")
+
+
 def table(datasets: list[str]) -> str:
-    """Markdown: one row per (dataset, attempt) with the kept step, time and validation NDCG@5 / R@5, vs the bars."""
+    """Markdown: one row per (dataset, attempt) with the kept step, time and validation NDCG@5 / R@5, vs the bars
+    (SASRec's row also gets its paired test against Pop: how far the validation users can separate two systems)."""
     cpu = get_profile("cpu")
-    defaults = asdict(cpu)
-    rows = ["| dataset | attempt | changes vs `cpu` | kept step (epochs) | selected by | SFT time | valid NDCG@5 "
-            "| valid R@5 | / SASRec | − Pop |", "|---|---|---|---|---|---|---|---|---|---|"]
+    base = asdict(apply_overrides(cpu, ATTEMPTS["A2"], "profile"))
+    rows = ["| dataset | attempt | changes (A0, A1: vs `cpu`; A3..: vs A2) | kept step (epochs) | SFT time "
+            "| valid NDCG@5 | valid R@5 | / SASRec | − Pop (p) |", "|---|---|---|---|---|---|---|---|---|"]
     for name in datasets:
-        recs = [json.loads(p.read_text()) for p in sorted((RESULTS / name).glob("*/*.json"))]
-        bar = {r["method"]: r["metrics_valid"] for r in recs if r["method"] in ("pop", "sasrec")}
-        for r in recs:
-            if r["method"] != "bigrec":
-                continue
+        recs = [{**json.loads(p.read_text()), "_path": str(p)} for p in sorted((RESULTS / name).glob("*/*.json"))]
+        bar = {r["method"]: r for r in recs if r["method"] in ("pop", "sasrec")}
+        pop_users = _valid_user_means(bar["pop"]) if "pop" in bar else None
+
+        def vs(r: dict) -> str:
+            m = r["metrics_valid"]["ndcg@5"]
+            ratio = f"{m / bar['sasrec']['metrics_valid']['ndcg@5']:.2f}" if "sasrec" in bar else "—"
+            if not pop_users:
+                return f"{ratio} | — |"
+            # paired user bootstrap vs Pop on the same validation windows (users weighted by their window count)
+            p = paired_bootstrap(_valid_user_means(r)[0], pop_users[0], n_boot=10_000, seed=0,
+                                 weights=pop_users[1])["p_value"]
+            return f"{ratio} | {m - bar['pop']['metrics_valid']['ndcg@5']:+.4f} ({p:.3f}) |"
+
+        tuned = sorted(((_attempt(r, cpu), r) for r in recs if r["method"] == "bigrec"),
+                       key=lambda t: (len(t[0]), t[0]))
+        for label, r in tuned:
             prof = r["config"]["profile"]
-            changes = {k: v for k, v in prof.items() if defaults.get(k) != v}
-            label = next((a for a, s in ATTEMPTS.items()  # the attempt whose overrides give this record's profile
-                          if asdict(apply_overrides(cpu, s, "profile")) == prof), "?")
+            ref = asdict(cpu) if label in ("A0", "A1", "?") else base
+            changes = ", ".join(f"{k}={v}" for k, v in prof.items() if ref.get(k) != v) or "—"
             sft, m = r["stats"]["sft"], r["metrics_valid"]
-            ratio = m["ndcg@5"] / bar["sasrec"]["ndcg@5"] if "sasrec" in bar else float("nan")
-            diff = m["ndcg@5"] - bar["pop"]["ndcg@5"] if "pop" in bar else float("nan")
-            rows.append(f"| {name} | {label} | {', '.join(f'{k}={v}' for k, v in changes.items()) or '—'} | "
-                        f"{sft['best_step']} ({sft['best_epoch']:.2f}) | {sft.get('selected_by', 'loss')} | "
-                        f"{sft['seconds']:.0f} s | {m['ndcg@5']:.4f} | {m['recall@5']:.4f} | {ratio:.2f} | "
-                        f"{diff:+.4f} |")
+            rows.append(f"| {name} | {label} | {changes} | {sft['best_step']} ({sft['best_epoch']:.2f}, by "
+                        f"{sft.get('selected_by', 'loss')}) | {sft['seconds']:.0f} s | {m['ndcg@5']:.4f} | "
+                        f"{m['recall@5']:.4f} | {vs(r)}")
         for b in ("pop", "sasrec"):
             if b in bar:
-                rows.append(f"| {name} | {b} | — | — | — | — | {bar[b]['ndcg@5']:.4f} | {bar[b]['recall@5']:.4f} "
-                            f"| | |")
+                m = bar[b]["metrics_valid"]
+                rows.append(f"| {name} | **{b}** | — | — | — | {m['ndcg@5']:.4f} | {m['recall@5']:.4f} | "
+                            + (vs(bar[b]) if b == "sasrec" else "| |"))
     return "\n".join(rows)
 
 
