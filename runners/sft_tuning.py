@@ -35,6 +35,10 @@ ATTEMPTS: dict[str, dict[str, str]] = {
     "A7": {**_H, "hidden": "512", "intermediate": "1408", "heads": "8"},
     "A8": {**_H, "sft_lr": "1e-4"},
     "A9": {**_H, "hidden": "128", "intermediate": "352"},
+    # GPT-NeoX: Llama's block shape with dropout on embeddings and residual branches (SASRec's regulariser: 0.5);
+    # intermediate 1056 gives its 2-matrix MLP the parameters of Llama's 3-matrix 704 (3.35 M in all on steam)
+    "A10": {**_H, "arch": "gpt_neox", "intermediate": "1056", "hidden_dropout": "0.2"},
+    "A11": {**_H, "arch": "gpt_neox", "intermediate": "1056", "hidden_dropout": "0.5"},
 }
 RESULTS = Path("results/sft_tuning")
 
@@ -67,8 +71,9 @@ def _valid_user_means(rec: dict, metric: str = "ndcg@5") -> tuple[dict[str, floa
 
 def _attempt(rec: dict, cpu) -> str:
     """The attempt whose overrides give this record's profile ("?" for none)."""
-    prof = rec["config"]["profile"]
-    return next((a for a, s in ATTEMPTS.items() if asdict(apply_overrides(cpu, s, "profile")) == prof), "?")
+    prof = rec["config"]["profile"]  # records made before a field existed lack it: compare the fields they have
+    return next((a for a, s in ATTEMPTS.items()
+                 if {k: v for k, v in asdict(apply_overrides(cpu, s, "profile")).items() if k in prof} == prof), "?")
 
 
 def table(datasets: list[str]) -> str:
@@ -98,7 +103,7 @@ def table(datasets: list[str]) -> str:
         for label, r in tuned:
             prof = r["config"]["profile"]
             ref = asdict(cpu) if label in ("A0", "A1", "?") else base
-            changes = ", ".join(f"{k}={v}" for k, v in prof.items() if ref.get(k) != v) or "—"
+            changes = ", ".join(f"{k}={v}" for k, v in prof.items() if ref.get(k) != v and k != "name") or "—"
             sft, m = r["stats"]["sft"], r["metrics_valid"]
             rows.append(f"| {name} | {label} | {changes} | {sft['best_step']} ({sft['best_epoch']:.2f}, by "
                         f"{sft.get('selected_by', 'loss')}) | {sft['seconds']:.0f} s | {m['ndcg@5']:.4f} | "

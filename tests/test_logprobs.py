@@ -143,6 +143,21 @@ def _tiny_llama(tok, attention_dropout=0.0, scale=30.0) -> LlamaForCausalLM:
     return model.eval()
 
 
+def _tiny_neox(tok, hidden_dropout=0.0, scale=30.0):
+    """The `gpt_neox` scratch architecture (profile ``arch``): rotary, LayerNorm, and dropout on the residual path."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    torch.manual_seed(0)
+    model = GPTNeoXForCausalLM(GPTNeoXConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, vocab_size=len(tok),
+        max_position_embeddings=2048, rotary_pct=1.0, use_parallel_residual=False, tie_word_embeddings=False,
+        hidden_dropout=hidden_dropout, attention_dropout=hidden_dropout, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id))
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(scale)
+    return model.eval()
+
+
 def _item_setup():
     n = 40
     tok = build_item_token_tokenizer(n)
@@ -159,11 +174,11 @@ def _bpe_setup(data_dir):
     return tok, ItemTrie(tok, titles, "\n"), prompt
 
 
-@pytest.mark.parametrize("setup", ["item_token", "bpe_title"])
-def test_logprobs_sum_to_what_the_sampler_assigned(setup, request):
+@pytest.mark.parametrize("setup,arch", [("item_token", "llama"), ("bpe_title", "llama"), ("item_token", "gpt_neox")])
+def test_logprobs_sum_to_what_the_sampler_assigned(setup, arch, request):
     tok, trie, prompt = _item_setup() if setup == "item_token" else _bpe_setup(request.getfixturevalue("data_dir"))
     k, T, rp = (10, 0.8, 1.05) if setup == "item_token" else (4, 0.8, 1.05)
-    model = _tiny_llama(tok)
+    model = _tiny_llama(tok) if arch == "llama" else _tiny_neox(tok)
     rng = random.Random(1)
     hists = [rng.sample(range(trie.n_items), n) for n in (10, 6, 3)]  # different prompt lengths: left padding
     excluded = [set(h) for h in hists for _ in range(2)]  # 2 samples per prompt
@@ -218,3 +233,20 @@ def test_disable_dropout_reaches_llama_attention_dropout():
     assert torch.equal(logps(True), logps(False))
     assert model.config.attention_dropout == 0.0
     assert all(m.attention_dropout == 0.0 for m in model.modules() if hasattr(m, "attention_dropout"))
+
+
+def test_disable_dropout_reaches_gpt_neox_hidden_dropout():
+    tok = build_item_token_tokenizer(12)
+    model = _tiny_neox(tok, hidden_dropout=0.5, scale=1.0)
+    ids = torch.randint(0, len(tok), (2, 12), generator=torch.Generator().manual_seed(0))
+
+    def logps(train: bool):
+        model.train(train)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return model(ids).logits.log_softmax(-1)
+
+    assert not torch.equal(logps(True), logps(False))
+    disable_dropout(model)
+    assert torch.equal(logps(True), logps(False))
+    assert model.config.hidden_dropout == 0.0 and model.config.attention_dropout == 0.0

