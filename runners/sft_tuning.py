@@ -57,7 +57,7 @@ def run(datasets: list[str], attempts: list[str], bars: bool) -> None:
                 execute(spec, RESULTS, cache_dir())
 
 
-def _valid_user_means(rec: dict, metric: str = "ndcg@5") -> tuple[dict[str, float], dict[str, float]]:
+def valid_user_means(rec: dict, metric: str = "ndcg@5") -> tuple[dict[str, float], dict[str, float]]:
     """({user: mean metric over its validation windows}, {user: window count}) from a record's predictions."""
     path = Path(rec["_path"]).parent / rec["valid_predictions_file"]
     with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -86,7 +86,7 @@ def table(datasets: list[str]) -> str:
     for name in datasets:
         recs = [{**json.loads(p.read_text()), "_path": str(p)} for p in sorted((RESULTS / name).glob("*/*.json"))]
         bar = {r["method"]: r for r in recs if r["method"] in ("pop", "sasrec")}
-        pop_users = _valid_user_means(bar["pop"]) if "pop" in bar else None
+        pop_users = valid_user_means(bar["pop"]) if "pop" in bar else None
 
         def vs(r: dict) -> str:
             m = r["metrics_valid"]["ndcg@5"]
@@ -94,7 +94,7 @@ def table(datasets: list[str]) -> str:
             if not pop_users:
                 return f"{ratio} | — |"
             # paired user bootstrap vs Pop on the same validation windows (users weighted by their window count)
-            p = paired_bootstrap(_valid_user_means(r)[0], pop_users[0], n_boot=10_000, seed=0,
+            p = paired_bootstrap(valid_user_means(r)[0], pop_users[0], n_boot=10_000, seed=0,
                                  weights=pop_users[1])["p_value"]
             return f"{ratio} | {m - bar['pop']['metrics_valid']['ndcg@5']:+.4f} ({p:.3f}) |"
 

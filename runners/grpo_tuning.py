@@ -1,0 +1,128 @@
+"""Re-tune the fixed GRPO trainer (issue 9 item 3) on VALIDATION only: static BoN and BLADE-N with the same settings.
+
+Each setting is a set of method overrides run for ``bon_static`` and ``blade_n`` (``--splits valid``; the test split
+is never decoded) on the `cpu` profile, 3 seeds, with the SFT model (``bigrec``) as the baseline of every delta:
+
+    python -m runners.grpo_tuning --datasets steam,cds,goodreads --settings G0,G1 --seeds 0,1,2   # runs what is missing
+    python -m runners.grpo_tuning --datasets steam,cds,goodreads --table                        # prints the table only
+
+Records go to results/grpo_tuning/ (run ids hash the configs, so finished runs are skipped). The table has, per
+(dataset, setting, method), means over the seeds found: validation NDCG@5 and its difference from SFT (paired user
+bootstrap with seeds pooled per user), KL (median and max over steps and seeds), the zero-spread fraction of the raw
+reward and of the proxy, the fraction of rollouts above their prompt's best reference reward in the first and last
+quarter of training, and the step where the seed-mean align-valid NDCG@5 curve peaks (what chooses the step count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+from pathlib import Path
+
+from benchmark.config import cache_dir, data_dir, get_profile
+from benchmark.data import load_dataset
+from benchmark.metrics import paired_bootstrap
+from runners.sft_tuning import valid_user_means
+
+METHODS = ("bon_static", "blade_n")
+# setting -> overrides of both methods' configs on top of their `cpu` values (G0: the landed lr 1e-4, beta 0.04)
+SETTINGS: dict[str, dict[str, str]] = {
+    "G0": {},
+    "G1": {"lr": "2e-5"},
+    "G2": {"lr": "2e-5", "beta": "0.1"},
+    "G3": {"lr": "5e-5"},
+}
+RESULTS = Path("results/grpo_tuning")
+
+
+def run(datasets: list[str], settings: list[str], seeds: list[int]) -> None:
+    from runners.execute import execute
+    from runners.plan import plan
+
+    profile = get_profile("cpu")
+    for name in datasets:
+        ds = load_dataset(name, data_dir())
+        specs = plan(["bigrec"], [ds], profile, [0], {}, splits=("valid",))
+        for s in settings:  # seeds innermost: a setting's runs finish before the next setting starts
+            for m in METHODS:  # one method per plan: a bare key (lr) is then unambiguous
+                specs += plan([m], [ds], profile, seeds, dict(SETTINGS[s]), splits=("valid",))
+        for spec in specs:
+            execute(spec, RESULTS, cache_dir())
+
+
+def _setting(rec: dict) -> str:
+    """The setting whose resolved method config equals this record's ("?" for none)."""
+    from dataclasses import asdict
+
+    from runners.plan import resolve_configs
+
+    cfg = rec["config"]["method"]
+    return next((name for name, sets in SETTINGS.items()
+                 if json.loads(json.dumps(asdict(resolve_configs(rec["method"], get_profile("cpu"), dict(sets))[0])))
+                 == cfg), "?")
+
+
+def _quarters(log: list[dict], key: str) -> tuple[float, float]:
+    xs = [h[key] for h in log if key in h]
+    q = max(1, len(xs) // 4)
+    return statistics.mean(xs[:q]), statistics.mean(xs[-q:])
+
+
+def table(datasets: list[str]) -> str:
+    rows = ["| dataset | setting | method | seeds | valid NDCG@5 | − SFT [95 % CI] p | KL median / max "
+            "| zero spread raw / proxy | above ref max first → last ¼ | align-valid peak step |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in datasets:
+        recs = [{**json.loads(p.read_text()), "_path": str(p)} for p in sorted((RESULTS / name).glob("*/*.json"))]
+        sft = next((r for r in recs if r["method"] == "bigrec"), None)
+        base = valid_user_means(sft) if sft else None
+        if sft:
+            rows.append(f"| {name} | — | SFT (bigrec) | 1 | {sft['metrics_valid']['ndcg@5']:.4f} | | | | | |")
+        groups: dict[tuple[str, str], list[dict]] = {}
+        for r in recs:
+            if r["method"] in METHODS:
+                groups.setdefault((_setting(r), r["method"]), []).append(r)
+        for (setting, method), rs in sorted(groups.items()):
+            rs.sort(key=lambda r: r["seed"])
+            ndcg = statistics.mean(r["metrics_valid"]["ndcg@5"] for r in rs)
+            delta = "—"
+            if base:  # pool seeds per user (same windows), then a paired bootstrap against the SFT model
+                per = [valid_user_means(r)[0] for r in rs]
+                pooled = {u: statistics.mean(p[u] for p in per) for u in per[0]}
+                b = paired_bootstrap(pooled, base[0], n_boot=10_000, seed=0, weights=base[1])
+                delta = f"{b['mean']:+.4f} [{b['ci_low']:+.4f}, {b['ci_high']:+.4f}] p {b['p_value']:.3f}"
+            logs = [r["stats"]["train_log"] for r in rs]
+            kl = [h["kl"] for lg in logs for h in lg if "kl" in h]
+            zs = statistics.mean(h["frac_zero_spread"] for lg in logs for h in lg if "frac_zero_spread" in h)
+            zp = statistics.mean(h["frac_zero_spread_proxy"] for lg in logs for h in lg
+                                 if "frac_zero_spread_proxy" in h)
+            above = [_quarters(lg, "frac_above_ref_max") for lg in logs]
+            curves = [{c["step"]: c["ndcg@5"] for c in r["stats"]["valid_curve"]} for r in rs]
+            steps = sorted(set.intersection(*(set(c) for c in curves)))
+            mean_curve = {s: statistics.mean(c[s] for c in curves) for s in steps}
+            peak = max(steps, key=lambda s: mean_curve[s])
+            rows.append(f"| {name} | {setting} | {method} | {len(rs)} | {ndcg:.4f} | {delta} | "
+                        f"{statistics.median(kl):.3g} / {max(kl):.3g} | {zs:.3f} / {zp:.3f} | "
+                        f"{statistics.mean(a for a, _ in above):.3f} → {statistics.mean(b for _, b in above):.3f} | "
+                        f"{peak} ({mean_curve[steps[0]]:.4f} → {mean_curve[peak]:.4f} → {mean_curve[steps[-1]]:.4f}) |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="steam,cds,goodreads")
+    p.add_argument("--settings", default="G0,G1")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--table", action="store_true", help="only print the table of the finished records")
+    a = p.parse_args()
+    names = a.datasets.split(",")
+    if not a.table:
+        run(names, a.settings.split(","), [int(s) for s in a.seeds.split(",")])
+    print(table(names))
+
+
+if __name__ == "__main__":
+    main()
