@@ -214,11 +214,15 @@ def test_logprobs_sum_to_what_the_sampler_assigned(setup, arch, request):
 # -- dropout ------------------------------------------------------------------------------------------------
 
 
-def test_disable_dropout_reaches_llama_attention_dropout():
+@pytest.mark.parametrize("arch", ["llama", "gpt_neox"])
+def test_disable_dropout_reaches_every_dropout(arch):
+    """Attention dropout is a float on each attention module in both architectures (TRL's `disable_dropout_in_model`
+    zeroes nn.Dropout modules only and misses it); GPT-NeoX adds nn.Dropout on embeddings and residual branches."""
     from trl.trainer.utils import disable_dropout_in_model
 
     tok = build_item_token_tokenizer(12)
-    model = _tiny_llama(tok, attention_dropout=0.5, scale=1.0)
+    model = (_tiny_llama(tok, attention_dropout=0.5, scale=1.0) if arch == "llama"
+             else _tiny_neox(tok, hidden_dropout=0.5, scale=1.0))
     ids = torch.randint(0, len(tok), (2, 12), generator=torch.Generator().manual_seed(0))
 
     def logps(train: bool):
@@ -227,26 +231,9 @@ def test_disable_dropout_reaches_llama_attention_dropout():
         with torch.no_grad():
             return model(ids).logits.log_softmax(-1)
 
-    disable_dropout_in_model(model)  # TRL's: nn.Dropout modules only
-    assert not torch.equal(logps(True), logps(False))
+    disable_dropout_in_model(model)
+    assert not torch.equal(logps(True), logps(False))  # both keep attention dropout as a float on each module
     disable_dropout(model)
     assert torch.equal(logps(True), logps(False))
-    assert model.config.attention_dropout == 0.0
+    assert model.config.attention_dropout == 0.0 and getattr(model.config, "hidden_dropout", 0.0) == 0.0
     assert all(m.attention_dropout == 0.0 for m in model.modules() if hasattr(m, "attention_dropout"))
-
-
-def test_disable_dropout_reaches_gpt_neox_hidden_dropout():
-    tok = build_item_token_tokenizer(12)
-    model = _tiny_neox(tok, hidden_dropout=0.5, scale=1.0)
-    ids = torch.randint(0, len(tok), (2, 12), generator=torch.Generator().manual_seed(0))
-
-    def logps(train: bool):
-        model.train(train)
-        torch.manual_seed(0)
-        with torch.no_grad():
-            return model(ids).logits.log_softmax(-1)
-
-    assert not torch.equal(logps(True), logps(False))
-    disable_dropout(model)
-    assert torch.equal(logps(True), logps(False))
-    assert model.config.hidden_dropout == 0.0 and model.config.attention_dropout == 0.0
