@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from benchmark.cli import main
 from benchmark.config import PROFILES
 from benchmark.errors import UserError
 from benchmark.experiments import EXPERIMENTS, GROUP_SIZES, LAMBDAS, TAUS, components, get_experiment
@@ -117,3 +118,13 @@ def test_write_plan_keeps_other_datasets(tmp_path):
     saved = json.loads(plan_path(tmp_path, "fig5", "cpu").read_text())
     assert saved["datasets"] == {"cds": {"runs": [3]}, "steam": {"runs": [2]}}
 
+
+def test_cli_dry_run_plans_without_writing(data_dir, tmp_path, capsys):
+    res = tmp_path / "res"
+    assert main(["run", "--experiment", "fig6", "--profile", "smoke", "--data-dir", str(data_dir),
+                 "--results-dir", str(res), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "dataset cds" in out and "24 runs planned" in out and not res.exists()
+    assert main(["run", "--experiment", "fig6", "--methods", "pop", "--data-dir", str(data_dir), "--dry-run"]) == 2
+    assert "--methods and --experiment exclude each other" in capsys.readouterr().err
+    assert main(["run", "--experiment", "fig6", "--splits", "valid", "--data-dir", str(data_dir), "--dry-run"]) == 2
