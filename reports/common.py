@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tabulate import tabulate
 
 from benchmark.experiments import get_experiment, run_command
 
@@ -133,6 +134,12 @@ def tex_tabular(headers: list[str], rows: list[list], align: str = "") -> str:
 
     return "\n".join([rf"\begin{{tabular}}{{{align or 'l' * len(headers)}}}", r"\toprule", line(headers), r"\midrule",
                       *(line(r) for r in rows), r"\bottomrule", r"\end{tabular}"]) + "\n"
+
+
+def simple_table(title: str, headers: list[str], rows: list[list], notes: list[str]) -> tuple[str, str]:
+    """(Markdown: the title, a pipe table and ``>`` notes; LaTeX: the booktabs tabular) of plain-text cells."""
+    md = [title, "", tabulate(rows, headers, tablefmt="pipe", disable_numparse=True), "", *(f"> {n}" for n in notes)]
+    return "\n".join(md) + "\n", tex_tabular(headers, rows)
 
 
 def tex_notes(notes: list[str]) -> list[str]:

@@ -3,9 +3,7 @@ VALIDATION split? Paired user bootstrap, first seed of each."""
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
-from reports.common import Inputs, Output, Table, by_dataset, dataset_name, tex_tabular
+from reports.common import Inputs, Output, Table, by_dataset, dataset_name, signed, simple_table
 from reports.records import N_BOOT, paired_test
 
 
@@ -24,14 +22,13 @@ def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[s
             continue
         verdict = "beats Pop" if res["ci_low"] > 0 else ("loses to Pop" if res["ci_high"] < 0 else "ties Pop")
         body.append([dataset_name(d), f"{a['metrics_valid'][metric]:.4f}", f"{b['metrics_valid'][metric]:.4f}",
-                     f"{res['mean']:+.4f}", f"[{res['ci_low']:+.4f}, {res['ci_high']:+.4f}]", f"{res['p_value']:.3f}",
-                     verdict])
+                     signed(res["mean"]), f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]",
+                     f"{res['p_value']:.3f}", verdict])
     head = ["Dataset", f"SFT {metric}", f"Pop {metric}", "Difference", "95 % CI", "p", "Verdict"]
-    md = [f"# Sanity bar: the SFT model vs Pop on the validation split ({profile} profile)", "",
-          tabulate(body, head, tablefmt="pipe", disable_numparse=True), "",
-          f"> Paired bootstrap over validation users ({N_BOOT} resamples, users weighted by their window count).", ""]
-    tex = tex_tabular(head, body)
-    return "\n".join(md), tex, body
+    md, tex = simple_table(f"# Sanity bar: the SFT model vs Pop on the validation split ({profile} profile)", head,
+                           body, [f"Paired bootstrap over validation users ({N_BOOT} resamples, users weighted by "
+                                  "their window count)."])
+    return md, tex, body
 
 
 def render(inp: Inputs) -> list:

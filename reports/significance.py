@@ -3,9 +3,7 @@ Table 1 against every row of a lower stage (SFT model < list-wise alignment < ou
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
-from reports.common import Inputs, Output, Table, by_dataset, dataset_name, signed, tex_tabular
+from reports.common import Inputs, Output, Table, by_dataset, dataset_name, signed, simple_table
 from reports.records import N_BOOT, paired_test
 from reports.table1 import table1_rows
 
@@ -36,13 +34,10 @@ def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> t
                              signed(res["mean"]), f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]",
                              f"{res['p_value']:.3f}", f"{len(a)}/{len(b)}", res["n_users"]])
     head = ["Dataset", "Difference", "Mean", "95 % CI", "p (two-sided)", "Seeds", "Users"]
-    md = [f"# Paired significance on {metric} ({profile} profile)", "",
-          tabulate(body, head, tablefmt="pipe", disable_numparse=True), "",
-          f"> Paired bootstrap over test users ({N_BOOT} resamples; a user's windows averaged, then its value "
-          "averaged over seeds; users weighted by their window count, so the mean is the window mean shown in the "
-          "tables).", ""]
-    tex = tex_tabular(head, body)
-    return "\n".join(md), tex, body
+    md, tex = simple_table(f"# Paired significance on {metric} ({profile} profile)", head, body, [
+        f"Paired bootstrap over test users ({N_BOOT} resamples; a user's windows averaged, then its value averaged "
+        "over seeds; users weighted by their window count, so the mean is the window mean shown in the tables)."])
+    return md, tex, body
 
 
 def render(inp: Inputs) -> list:
