@@ -120,7 +120,8 @@ def cmd_report(a) -> int:
         print(f"skipped {line}")
     n_fig = sum(p.suffix == ".png" for p in report.written)
     n_tab = sum(p.suffix == ".md" and p.name != "README.md" for p in report.written)
-    print(f"wrote {n_tab} tables and {n_fig} figures from {results_dir}: open {Path(out) / 'README.md'}")
+    print(f"wrote {n_tab} table{'s' * (n_tab != 1)} and {n_fig} figure{'s' * (n_fig != 1)} from {results_dir}: open "
+          f"{Path(out) / 'README.md'}")
     return 0
 
 

@@ -36,7 +36,8 @@ class Inputs:
 
     Attributes:
         profile: the profile's name.
-        records: its de-duplicated records that decoded the test split (tables).
+        records: its de-duplicated records that decoded the test split, less the runs only figure experiments
+            planned (the tables' rows).
         sweeps: its tuning records (``run --splits valid``).
         by_id: every record of the results folder by run id (figures take theirs from a plan).
         plans: its experiment plans by experiment name.

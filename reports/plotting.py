@@ -16,6 +16,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from benchmark.io import atomic_write
 
@@ -61,6 +62,7 @@ def curve_band(ax, curves: list[list[dict]], metric: str, label: str, **kw):
     std = np.array([s for _, s in stats])
     (line,) = ax.plot(steps, mean, label=label, **kw)
     ax.fill_between(steps, mean - std, mean + std, alpha=BAND_ALPHA, color=line.get_color(), linewidth=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps
     return line
 
 
