@@ -115,7 +115,9 @@ def cmd_report(a) -> int:
     if not a.reference and Path(out).resolve() == Path(REFERENCE_OUT).resolve():
         raise UserError(f"{REFERENCE_OUT}/ holds the committed reference report: render it with "
                         "`python -m benchmark report --reference`, or choose another --out")
-    report = render_all(Path(results_dir), Path(out))
+    command = "python -m benchmark report" + (" --reference" if a.reference else "".join(
+        f" {flag} {v}" for flag, v in (("--results-dir", a.results_dir), ("--out", a.out)) if v))
+    report = render_all(Path(results_dir), Path(out), command)
     for line in report.skipped:
         print(f"skipped {line}")
     n_fig = sum(p.suffix == ".png" for p in report.written)

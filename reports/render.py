@@ -82,8 +82,9 @@ def _embed(md: str) -> str:
     return "\n".join("##" + ln if ln.startswith("## ") else ln for ln in lines).strip()
 
 
-def render_all(results_dir: Path, out_dir: Path) -> Report:
-    """Render every output for every profile found under `results_dir` into `out_dir`, then its README.md.
+def render_all(results_dir: Path, out_dir: Path, command: str = "") -> Report:
+    """Render every output for every profile found under `results_dir` into `out_dir`, then its README.md (which
+    names `command`, default ``python -m benchmark report --results-dir <results_dir> --out <out_dir>``).
 
     Raises:
         UserError: no records and no plans, a malformed record, plan or predictions file, or `out_dir` is a file or
@@ -115,17 +116,18 @@ def render_all(results_dir: Path, out_dir: Path) -> Report:
             with plotting.style():
                 items = output.render(inp)
                 readme += _write(output, profile, items, out_dir, report)
-    readme_path = out_dir / "README.md"
-    head = [f"# Report: {Path(results_dir).as_posix()}", "",
-            f"Rendered by `python -m benchmark report` from the {len(loaded)} run records and {len(plans)} experiment "
-            f"plans under `{Path(results_dir).as_posix()}`: every number and figure below is computed from them "
+    source = Path(results_dir).as_posix()
+    command = command or f"python -m benchmark report --results-dir {source} --out {out_dir.as_posix()}"
+    head = [f"# Report: {source}", "",
+            f"Rendered by `{command}` from the {len(loaded)} run records and {len(plans)} experiment plans under "
+            f"`{source}`: every number and figure below is computed from them "
             "(regenerate, never edit). Each output names the runs it was drawn from"
             + (f"; the {len(figure_only)} runs planned only for figures are left out of the tables." if figure_only
                else "."), ""]
     if report.skipped:
         head += ["Not rendered (one line each: why, and the command that makes the missing runs):", ""]
         head += [f"- {line}" for line in report.skipped] + [""]
-    report.written.append(atomic_write_text(readme_path, "\n".join(head + readme).rstrip() + "\n"))
+    report.written.append(atomic_write_text(out_dir / "README.md", "\n".join(head + readme).rstrip() + "\n"))
     report.written.sort()
     return report
 
