@@ -45,16 +45,16 @@ def cmd_run(a) -> int:
     if a.experiment:
         from benchmark.experiments import components
 
-        if a.methods:
+        if a.methods is not None:
             raise UserError("--methods and --experiment exclude each other: the experiment names its methods")
         if splits != ("valid", "test"):
             raise UserError("--experiment runs decode the test split (the figures read it); --splits valid is for "
                             "tuning runs of --methods")
-        names = _datasets(a.datasets) if a.datasets else list(
+        names = _datasets(a.datasets) if a.datasets is not None else list(
             dict.fromkeys(d for e in components(a.experiment) for d in e.datasets))
     else:
-        methods = parse_methods(a.methods or "all")
-        names = _datasets(a.datasets or "steam")
+        methods = parse_methods("all" if a.methods is None else a.methods)
+        names = _datasets("steam" if a.datasets is None else a.datasets)
         resolve(methods, profile, a.seeds or [0], overrides)
     results_dir, cdir = Path(a.results_dir), Path(a.cache_dir) if a.cache_dir else cache_dir()
     check_output_dir(results_dir, "--results-dir")
