@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark run | report | ls | data stats | data import``.
+"""Command line: ``python -m benchmark run | report | profiles | ls | data stats | data import``.
 
 User errors (unknown names, malformed files, bad --set values) print one line and exit 2, without a traceback.
 """
@@ -14,6 +14,11 @@ from pathlib import Path
 
 from benchmark.config import DATASETS, PROFILES, SCRATCH_ONLY, cache_dir, data_dir, get_profile, split_overrides
 from benchmark.errors import UserError, unknown_name
+
+RUNS_DIR = "results/runs"  # where `run` writes by default, and what `report` renders by default
+RUNS_OUT = "reports/runs"  # ... into here (not committed)
+REFERENCE_DIR = "results/reference"  # the committed reproduction
+REFERENCE_OUT = "reports"  # ... and its committed report (`report --reference`)
 
 
 def _datasets(arg: str) -> list[str]:
@@ -35,37 +40,90 @@ def cmd_run(a) -> int:
 
     # everything the user gave is checked before any work: names, values, output places, then the data
     profile = get_profile(a.profile)
-    methods = parse_methods(a.methods)
-    names = _datasets(a.datasets)
     overrides = split_overrides(a.set)
-    resolve(methods, profile, a.seeds, overrides)
+    splits = tuple(a.splits.split(","))
+    if a.experiment:
+        from benchmark.experiments import components
+
+        if a.methods is not None:
+            raise UserError("--methods and --experiment exclude each other: the experiment names its methods")
+        if splits != ("valid", "test"):
+            raise UserError("--experiment runs decode the test split (the figures read it); --splits valid is for "
+                            "tuning runs of --methods")
+        names = _datasets(a.datasets) if a.datasets is not None else list(
+            dict.fromkeys(d for e in components(a.experiment) for d in e.datasets))
+    else:
+        methods = parse_methods("all" if a.methods is None else a.methods)
+        names = _datasets("steam" if a.datasets is None else a.datasets)
+        resolve(methods, profile, a.seeds or [0], overrides)
     results_dir, cdir = Path(a.results_dir), Path(a.cache_dir) if a.cache_dir else cache_dir()
     check_output_dir(results_dir, "--results-dir")
     check_output_dir(cdir, "--cache-dir")
     dd = data_dir(a.data_dir)
     datasets = [load_dataset(n, dd) for n in names]
-    specs = plan(methods, datasets, profile, a.seeds, overrides, splits=tuple(a.splits.split(",")))
+    plans = []
+    if a.experiment:
+        from runners.experiments import expand
+
+        specs, plans = expand(a.experiment, datasets, profile, a.seeds, overrides, a.results_dir)
+    else:
+        specs = plan(methods, datasets, profile, a.seeds or [0], overrides, splits=splits)
     if a.dry_run:
         from runners.plan import describe
 
         print(describe(specs, int(os.environ.get("WORLD_SIZE", "1"))))
         return 0
     faults.install()
-    logging.getLogger("benchmark").info("planned %d runs (%s x %s x seeds %s) -> %s", len(specs), ",".join(methods),
-                                        ",".join(names), a.seeds, results_dir)
+    from runners.execute import is_main_process
+
+    if is_main_process():
+        from results.record import write_plan
+
+        for p in plans:  # before any run: `report` names what is still missing
+            write_plan(results_dir, p)
+    log = logging.getLogger("benchmark")
+    log.info("planned %d runs (%s x %s) -> %s", len(specs), a.experiment or ",".join(methods), ",".join(names),
+             results_dir)
     t0 = time.time()
     for n, spec in enumerate(specs, 1):
-        logging.getLogger("benchmark").info("[%d/%d] %.0fs elapsed", n, len(specs), time.time() - t0)
+        log.info("[%d/%d] %.0fs elapsed", n, len(specs), time.time() - t0)
         execute(spec, results_dir, cdir)
+    if is_main_process():
+        print(_summary(specs, results_dir, a))
     return 0
 
 
-def cmd_report(a) -> int:
-    from reports.tables import render_all
+def _summary(specs, results_dir: Path, a) -> str:
+    """What the run produced (or found finished), as a compact table, and the command that reports it."""
+    from reports.records import load_record
+    from reports.summary import run_summary
+    from results.record import record_path
 
-    paths = render_all(Path(a.results_dir), Path(a.out))
-    for p in paths:
-        print(p)
+    records = [load_record(record_path(results_dir, s.dataset, s.method, s.run_id)) for s in specs]
+    report = "python -m benchmark report" + ("" if a.results_dir == RUNS_DIR else f" --results-dir {a.results_dir}")
+    return f"\n{run_summary(records)}\n\nrecords in {results_dir}; tables and figures: {report}"
+
+
+def cmd_report(a) -> int:
+    from reports.render import render_all
+
+    if a.reference and (a.results_dir or a.out):
+        raise UserError("--reference renders results/reference into reports/; give it alone, or give --results-dir "
+                        "and --out without it")
+    results_dir = REFERENCE_DIR if a.reference else (a.results_dir or RUNS_DIR)
+    out = REFERENCE_OUT if a.reference else (a.out or RUNS_OUT)
+    if not a.reference and Path(out).resolve() == Path(REFERENCE_OUT).resolve():
+        raise UserError(f"{REFERENCE_OUT}/ holds the committed reference report: render it with "
+                        "`python -m benchmark report --reference`, or choose another --out")
+    command = "python -m benchmark report" + (" --reference" if a.reference else "".join(
+        f" {flag} {v}" for flag, v in (("--results-dir", a.results_dir), ("--out", a.out)) if v))
+    report = render_all(Path(results_dir), Path(out), command)
+    for line in report.skipped:
+        print(f"skipped {line}")
+    n_fig = sum(p.suffix == ".png" for p in report.written)
+    n_tab = sum(p.suffix == ".md" and p.name != "README.md" for p in report.written)
+    print(f"wrote {n_tab} table{'s' * (n_tab != 1)} and {n_fig} figure{'s' * (n_fig != 1)} from {results_dir}: open "
+          f"{Path(out) / 'README.md'}")
     return 0
 
 
@@ -149,19 +207,30 @@ def cmd_data_import(a) -> int:
     return 0
 
 
+def _experiments() -> list[str]:
+    from benchmark.experiments import EXPERIMENTS
+
+    return list(EXPERIMENTS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="train and evaluate methods; one record per (method, dataset, seed)")
-    r.add_argument("--methods", default="all", help="comma-separated registry names, or 'all' (see `ls`)")
-    r.add_argument("--datasets", default="steam", help="comma-separated names (steam, cds, goodreads) or folders")
+    r.add_argument("--methods", default=None, help="comma-separated registry names, or 'all' (see `ls`); default all")
+    r.add_argument("--experiment", default=None, metavar="NAME",
+                   help="the runs a paper output needs, instead of --methods: " + ", ".join(_experiments())
+                        + " (datasets and seeds default to the experiment's)")
+    r.add_argument("--datasets", default=None, help="comma-separated names (steam, cds, goodreads) or folders; "
+                                                    "default steam (an experiment: its own)")
     r.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
-    r.add_argument("--seeds", type=int, nargs="+", default=[0])
+    r.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 (an experiment: its own, 0 1 2)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a profile field or a method config field (repeatable)")
+                   help="override a profile field or a method config field (repeatable); METHOD.KEY=VALUE names the "
+                        "method (a bare key that several selected methods share is an error)")
     r.add_argument("--data-dir", default=None, help="default: $BENCHMARK_DATA_DIR, else ./data")
-    r.add_argument("--results-dir", default="results/runs")
+    r.add_argument("--results-dir", default=RUNS_DIR)
     r.add_argument("--cache-dir", default=None, help="default: $BENCHMARK_CACHE_DIR, else ./cache")
     r.add_argument("--splits", default="valid,test", choices=["valid,test", "valid"],
                    help="'valid' for tuning and sweeps: the test split is never decoded (records carry no test "
@@ -171,9 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "loads no model and reaches no hub")
     r.set_defaults(fn=cmd_run)
 
-    rep = sub.add_parser("report", help="render tables (and figures) from records only")
-    rep.add_argument("--results-dir", default="results/reference")
-    rep.add_argument("--out", default="reports")
+    rep = sub.add_parser("report", help="render the paper's tables and figures from records only",
+                         description="Render Tables 1-3 (Markdown + LaTeX), Figures 4-8 (PNG + PDF) and a README.md "
+                                     "that embeds them with their records' provenance. Default: the records `run` "
+                                     f"wrote ({RUNS_DIR}) into {RUNS_OUT}/. An output whose runs are missing is "
+                                     "skipped with one line naming them and the command that makes them.")
+    rep.add_argument("--results-dir", default=None, help=f"the records to render (default {RUNS_DIR})")
+    rep.add_argument("--out", default=None, help=f"where to write (default {RUNS_OUT}; {REFERENCE_OUT}/ only with "
+                                                 "--reference)")
+    rep.add_argument("--reference", action="store_true",
+                     help=f"render the committed reproduction, {REFERENCE_DIR}, into the committed report, "
+                          f"{REFERENCE_OUT}/")
     rep.set_defaults(fn=cmd_report)
 
     pr = sub.add_parser("profiles", help="print every profile's settings side by side (Markdown)")

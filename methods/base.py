@@ -75,6 +75,11 @@ class Method(abc.ABC):
         paper: citation of the method's paper.
         category: Table 3 group: ``"llm"``, ``"inference"``, ``"listwise"``, ``"ours"`` or ``"reference"``.
         uses_sft: starts from the shared SFT checkpoint (π_ref); `--dry-run` lists that stage for it.
+        oracle: selects with the window's target (an upper bound, not a recommender): reports show it, never rank
+            it and never test against it. Copied into every record as ``oracle``.
+        role: what reports compare against, copied into every record as ``role``: ``"sft"`` (the shared SFT
+            model itself: Table 1's base and cost unit, the start of every alignment comparison), ``"popularity"``
+            (the sanity bar's floor: the SFT model should beat it on validation), or ``""``.
         Config: a dataclass of the method's hyper-parameters with the paper's defaults. The runner resolves it
             (defaults, then ``--set key=value`` overrides, type-checked) and stores it in every record.
     """
@@ -84,6 +89,8 @@ class Method(abc.ABC):
     paper: ClassVar[str] = ""
     category: ClassVar[str] = "reference"
     uses_sft: ClassVar[bool] = False
+    oracle: ClassVar[bool] = False
+    role: ClassVar[str] = ""
 
     @dataclass
     class Config:

@@ -26,6 +26,7 @@ class BIGRec(Method):
     paper = "Bao et al., A Bi-Step Grounding Paradigm for LLMs in Recommendation Systems, TORS 2025"
     category = "llm"
     uses_sft = True
+    role = "sft"  # the shared SFT model itself
 
     @dataclass
     class Config:

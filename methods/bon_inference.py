@@ -24,6 +24,7 @@ class BoNInference(Method):
     paper = "Best-of-N sampling with oracle selection (BLADE paper Eq. 4, Table 1)"
     category = "inference"
     uses_sft = True
+    oracle = True  # the selection reads the target
     sweep = [{"n": 2}, {"n": 4}]  # Table 1 reports both
 
     @dataclass

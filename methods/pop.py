@@ -32,6 +32,7 @@ class Pop(Method):
     display_name = "Pop"
     paper = "Most-popular baseline (non-personalised reference)"
     category = "reference"
+    role = "popularity"  # the sanity bar's floor
 
     def fit(self, ctx: RunContext) -> dict[str, Any]:
         """Count interactions in the ``sft`` users' sequences (instant, so nothing to resume)."""

@@ -1,7 +1,13 @@
-"""Read run records and their per-window predictions (no torch, no `methods`/`runners` imports).
+"""Read run records, experiment plans and per-window predictions; pool per-user values for the bootstrap.
 
 A record is ``<results_dir>/<dataset>/<method>/<run_id>.json``; its per-window predictions are the sibling JSONL
-named by ``predictions_file`` (one line per test window: ``{"user", "items", "target", "metrics"}``).
+named by ``predictions_file`` (one line per test window: ``{"user", "items", "target", "metrics"}``). Plans are
+``<results_dir>/experiments/<name>_<profile>.json`` (results/record.py). This module imports nothing else in
+``reports/`` (and no torch, `methods` or `runners`).
+
+Bootstrap convention (every CI and paired test of the reports): a user's windows are averaged, each user's value is
+averaged over seeds (the records of one cell), and users are resampled `N_BOOT` times with weight = their window
+count, so the bootstrapped statistic is the window mean the tables print.
 """
 
 from __future__ import annotations
@@ -14,12 +20,35 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmark.errors import UserError
+from benchmark.metrics import paired_bootstrap
 
 REQUIRED_KEYS = ("run_id", "method", "display_name", "category", "dataset", "profile", "seed", "metrics")
 # the metric Table 1, the significance, sanity and GRPO tables read from every record of a decoded split (Table 3
 # shows "—" for any other metric a record lacks)
 REQUIRED_METRICS = ("ndcg@5",)
+# the metrics whose per-user values are pooled for CIs and paired tests
+USER_METRICS = ("recall@3", "ndcg@3", "recall@5", "ndcg@5", "recall@10", "ndcg@10")
+N_BOOT = 1000
+# The method flags of records written before records carried them (`oracle`, `role`: methods/base.py). The ONE place
+# that knows methods by name; tests/test_registry.py checks it against the classes. Newer records carry the flags.
+LEGACY_FLAGS = {
+    **{m: {"oracle": False, "role": ""} for m in ("sasrec", "sdpo", "rere", "sprec", "beam", "d3", "list_dpo",
+                                                  "bon_static", "blade_n", "blade_r")},
+    "bigrec": {"oracle": False, "role": "sft"}, "pop": {"oracle": False, "role": "popularity"},
+    "bon_inference": {"oracle": True, "role": ""},
+}
+
+
+def with_flags(record: dict[str, Any]) -> dict[str, Any]:
+    """Fill what older records lack: ``oracle``/``role`` (`LEGACY_FLAGS`, else False/"") and ``curve`` (it was
+    ``stats.valid_curve``)."""
+    for key, value in {"oracle": False, "role": "", **LEGACY_FLAGS.get(record.get("method"), {})}.items():
+        record.setdefault(key, value)
+    record.setdefault("curve", (record.get("stats") or {}).get("valid_curve"))
+    return record
 
 
 @contextlib.contextmanager
@@ -32,44 +61,61 @@ def _readable(path: Path):
                         "again") from None
 
 
-def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """Load every run record under `results_dir`, sorted by path.
-
-    Each returned dict is the JSON record plus ``_path`` (its file), which locates the predictions file.
-
-    Args:
-        results_dir: the directory holding ``<dataset>/<method>/<run_id>.json``.
-
-    Returns:
-        The records (duplicates not yet resolved; see `dedupe`).
+def load_record(path: Path) -> dict[str, Any]:
+    """One run record: the JSON plus ``_path`` (its file, which locates the predictions), flags filled (`with_flags`).
 
     Raises:
-        UserError: a record is not valid JSON, not an object, or lacks a required key (the message names the file).
+        UserError: the record is not valid JSON, not an object, or lacks a required key (the message names the file).
     """
-    records = []
-    for path in sorted(Path(results_dir).glob("*/*/*.json")):
-        if path.name.endswith(".predictions.jsonl"):  # defensive: the glob already excludes .jsonl
-            continue
+    try:
+        rec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"malformed run record {path}: {e}") from e
+    if not isinstance(rec, dict):
+        raise UserError(f"malformed run record {path}: expected a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in rec]
+    if missing:
+        raise UserError(f"malformed run record {path}: missing keys {', '.join(missing)}")
+    for field in ("metrics", "metrics_valid"):
+        m = rec.get(field) or {}
+        if field == "metrics" and is_sweep(rec):
+            continue  # a tuning record decoded no test window
+        lost = [k for k in REQUIRED_METRICS if not isinstance(m.get(k), (int, float))]
+        if field in rec and lost:
+            raise UserError(f"malformed run record {path}: {field} lacks {', '.join(lost)}. Run it again "
+                            "(delete the record) or remove it from the results folder")
+    rec["_path"] = str(path)
+    return with_flags(rec)
+
+
+def load_records(results_dir: Path) -> list[dict[str, Any]]:
+    """Every run record under `results_dir` (``<dataset>/<method>/<run_id>.json``), sorted by path (`load_record`
+    each; duplicates not yet resolved, see `dedupe`)."""
+    return [load_record(path) for path in sorted(Path(results_dir).glob("*/*/*.json"))]
+
+
+def is_sweep(record: dict[str, Any]) -> bool:
+    """A tuning record (``run --splits valid``): the test split was not decoded."""
+    return "test" not in record.get("splits", ["valid", "test"])
+
+
+def load_plans(results_dir: Path) -> list[dict[str, Any]]:
+    """Every experiment plan under ``<results_dir>/experiments/``, sorted by file name.
+
+    Raises:
+        UserError: a plan is not valid JSON or lacks ``experiment``/``profile``/``datasets``.
+    """
+    plans = []
+    for path in sorted((Path(results_dir) / "experiments").glob("*.json")):
         try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
+            plan = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"malformed run record {path}: {e}") from e
-        if not isinstance(rec, dict):
-            raise UserError(f"malformed run record {path}: expected a JSON object")
-        missing = [k for k in REQUIRED_KEYS if k not in rec]
-        if missing:
-            raise UserError(f"malformed run record {path}: missing keys {', '.join(missing)}")
-        for field in ("metrics", "metrics_valid"):
-            m = rec.get(field) or {}
-            if field == "metrics" and "test" not in rec.get("splits", ["valid", "test"]):
-                continue  # a tuning record decoded no test window
-            lost = [k for k in REQUIRED_METRICS if not isinstance(m.get(k), (int, float))]
-            if field in rec and lost:
-                raise UserError(f"malformed run record {path}: {field} lacks {', '.join(lost)}. Run it again "
-                                "(delete the record) or remove it from the results folder")
-        rec["_path"] = str(path)
-        records.append(rec)
-    return records
+            raise UserError(f"malformed experiment plan {path}: {e}. Delete it and plan again (run --experiment)"
+                            ) from e
+        if not isinstance(plan, dict) or not {"experiment", "profile", "datasets"} <= set(plan):
+            raise UserError(f"malformed experiment plan {path}: needs experiment, profile and datasets")
+        plans.append(plan)
+    return plans
 
 
 def row_key(record: dict[str, Any]) -> str:
@@ -136,3 +182,74 @@ def load_predictions(record: dict[str, Any], field: str = "predictions_file") ->
             rows.append(row)
     return rows
 
+
+
+def user_values(record: dict, cache: dict,
+                field: str = "predictions_file") -> dict[str, tuple[dict[str, float], dict[str, int]]] | None:
+    """``{metric: (user -> mean over the user's windows, user -> number of windows)}``; None without predictions.
+
+    `field` names the predictions file: ``predictions_file`` (test) or ``valid_predictions_file`` (validation).
+    `cache` (per rendering, keyed by record path and field) avoids re-reading a predictions file for every column.
+    """
+    if not record.get(field):  # the record names no predictions file
+        return None
+    key = (record["_path"], field)
+    if key not in cache:
+        rows = load_predictions(record, field)
+        out = {}
+        for metric in USER_METRICS:
+            sums: dict[str, float] = {}
+            counts: dict[str, int] = {}
+            for row in rows:
+                v = row["metrics"].get(metric)
+                if v is not None:
+                    sums[row["user"]] = sums.get(row["user"], 0.0) + float(v)
+                    counts[row["user"]] = counts.get(row["user"], 0) + 1
+            out[metric] = ({u: sums[u] / counts[u] for u in sorted(sums)}, counts)
+        cache[key] = out
+    return cache[key]
+
+
+def pooled_user_means(recs: list[dict], metric: str, cache: dict, field: str = "predictions_file"
+                      ) -> tuple[dict[str, float], dict[str, float]] | tuple[None, None]:
+    """Pool seeds for a user bootstrap: each user's value averaged across the records (seeds), and its window count
+    averaged likewise (the bootstrap weight). Every seed evaluates the same windows, so the records must agree on the
+    users; (None, None) when they do not, when a record has no predictions, or when there are no users."""
+    per_seed = [user_values(r, cache, field) for r in recs]
+    if not per_seed or any(p is None for p in per_seed):
+        return None, None
+    if len({frozenset(p[metric][0]) for p in per_seed}) > 1:
+        return None, None
+    vals: dict[str, list[float]] = {}
+    cnts: dict[str, list[int]] = {}
+    for p in per_seed:
+        means, counts = p[metric]
+        for u, v in means.items():
+            vals.setdefault(u, []).append(v)
+            cnts.setdefault(u, []).append(counts[u])
+    if not vals:
+        return None, None
+    users = sorted(vals)
+    return {u: float(np.mean(vals[u])) for u in users}, {u: float(np.mean(cnts[u])) for u in users}
+
+
+def pooled_ci(recs: list[dict], metric: str, cache: dict,
+              field: str = "predictions_file") -> tuple[float, float] | None:
+    """95 % user-bootstrap CI of the cell's window mean (seeds pooled as in `pooled_user_means`); None without
+    predictions."""
+    means, weights = pooled_user_means(recs, metric, cache, field)
+    if means is None:
+        return None
+    res = paired_bootstrap(means, n_boot=N_BOOT, seed=0, weights=weights)
+    return res["ci_low"], res["ci_high"]
+
+
+def paired_test(a: list[dict], b: list[dict], metric: str, cache: dict,
+                field: str = "predictions_file") -> dict[str, float] | None:
+    """Paired user bootstrap of a − b (each side's seeds pooled); None when a side lacks predictions or the users
+    differ. Returns `paired_bootstrap`'s dict (mean, ci_low, ci_high, p_value, n_users)."""
+    ua, w = pooled_user_means(a, metric, cache, field)
+    ub, _ = pooled_user_means(b, metric, cache, field)
+    if ua is None or ub is None or set(ua) != set(ub):
+        return None
+    return paired_bootstrap(ua, ub, n_boot=N_BOOT, seed=0, weights=w)

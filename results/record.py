@@ -8,6 +8,12 @@ aside and its run done again.
 Record fields:
     run_id: hash of (method, dataset, profile, seed, resolved configs, data hash): re-running is idempotent.
     method, display_name, category, dataset, profile, seed: what ran.
+    variant: the table row: the method, or method + its swept fields (``bon_inference_n2``).
+    oracle, role: the method's class flags (methods/base.py) that reports need: an oracle row is never ranked;
+        role ``"sft"`` is the shared SFT model (Table 1's cost unit), ``"popularity"`` the sanity bar's floor.
+        Records written before these existed get them from `reports.records.LEGACY_FLAGS` when read.
+    curve: the validation curve of a method that logs one during training (GRPO: ``[{"step", "recall@5",
+        "ndcg@5", "ndcg@10", "mgu", "ild"}, ...]``, Fig. 4a and 7), else None. (Older records: ``stats.valid_curve``.)
     config: {"method": ..., "profile": ..., "data": ...}: the fully resolved configs.
     metrics: test-split aggregate metrics at full precision (benchmark.metrics.score_lists keys).
     metrics_valid: the same on the validation split.
@@ -18,6 +24,11 @@ Record fields:
     predictions_file: the sibling JSONL: {"user", "history", "target", "items", "metrics"} per test window.
     valid_predictions_file: the same for the validation windows (model selection, sanity bars).
     created: ISO timestamp.
+
+Experiment plans (``run --experiment NAME``, benchmark/experiments.py): ``<results_dir>/experiments/<name>_<profile>
+.json`` = {"experiment", "output", "profile", "datasets": {dataset: {"command", "created", "runs": [{"run_id",
+"method", "dataset", "seed", "panel", "series", "x"}, ...]}}}: the runs an output needs, so that reports draw it only
+from complete data. Planning a dataset again replaces that dataset's entry; other datasets are kept.
 """
 
 from __future__ import annotations
@@ -49,6 +60,19 @@ def write_run(results_dir: Path, record: dict, predictions: list[dict], valid_pr
         atomic_write_gzip(vpred, "".join(json.dumps(p) + "\n" for p in valid_predictions))
         record["valid_predictions_file"] = vpred.name
     atomic_write_text(path, json.dumps(record, indent=1, default=str) + "\n")
+    return path
+
+
+def plan_path(results_dir: Path, experiment: str, profile: str) -> Path:
+    return Path(results_dir) / "experiments" / f"{experiment}_{profile}.json"
+
+
+def write_plan(results_dir: Path, plan: dict) -> Path:
+    """Store an experiment's plan atomically, keeping the entries of datasets it does not plan. Returns its path."""
+    path = plan_path(results_dir, plan["experiment"], plan["profile"])
+    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    merged = {**plan, "datasets": {**old.get("datasets", {}), **plan["datasets"]}}
+    atomic_write_text(path, json.dumps(merged, indent=1) + "\n")
     return path
 
 

@@ -132,7 +132,8 @@ def _execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
     label = cls.display_name + "".join(f" {k.upper() if len(k) == 1 else k}={v}" for k, v in variant.items())
     record = {
         "run_id": spec.run_id, "method": spec.method, "variant": spec.method + suffix, "display_name": label,
-        "category": cls.category, "dataset": ds.name, "profile": profile.name, "seed": spec.seed,
+        "category": cls.category, "oracle": cls.oracle, "role": cls.role, "dataset": ds.name,
+        "profile": profile.name, "seed": spec.seed,
         "splits": list(spec.splits),
         "config": {"method": dataclasses.asdict(spec.config), "profile": dataclasses.asdict(profile),
                    "data": dataclasses.asdict(ds.config)},
@@ -140,7 +141,8 @@ def _execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
         "timings": {"fit_s": fit_s, "recommend_s": recommend_s, "valid_s": valid_s},
         "tokens_generated_test": test_tokens,
         "n_test": len(test), "n_valid": len(valid), "data_hash": ds.data_hash, "data_stats": ds.stats,
-        "stats": ctx.stats, "artifacts": artifacts, "provenance": provenance(),
+        "curve": ctx.stats.pop("valid_curve", None), "stats": ctx.stats, "artifacts": artifacts,
+        "provenance": provenance(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     def rows(wins, lists, per):

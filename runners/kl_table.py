@@ -16,8 +16,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from benchmark.metrics import paired_bootstrap
-from reports.records import load_records
-from reports.tables import N_BOOT, pooled_user_means
+from reports.records import N_BOOT, load_records, pooled_user_means
 
 COLUMNS = ["run", "method", "lr", "seed", "KL step 1", "KL median", "KL max", "valid NDCG@5",
            "align-valid NDCG@5 (first → best@step → last)", "zero spread raw", "zero spread proxy",
@@ -28,7 +27,7 @@ def row(label: str, rec: dict) -> list:
     st = rec["stats"]
     log = st["train_log"]
     kl = [h["kl"] for h in log if "kl" in h]
-    curve = st["valid_curve"]
+    curve = rec["curve"]
     best = max(curve, key=lambda c: c["ndcg@5"])
 
     def mean(key):

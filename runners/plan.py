@@ -55,19 +55,40 @@ def resolve_configs(method: str, profile: Profile, overrides: dict[str, str]) ->
     return out
 
 
-def split_sets(overrides: dict[str, str], profile: Profile, methods: list[str]) -> tuple[Profile, dict[str, str]]:
-    """Profile fields go to the profile; the rest must be a config field of at least one selected method."""
+def split_sets(overrides: dict[str, str], profile: Profile, methods: list[str]
+               ) -> tuple[Profile, dict[str, dict[str, str]]]:
+    """Route every ``--set``. Returns (the profile with its fields set, {method: {config field: value}}).
+
+    * ``method.key=value`` sets that selected method's config field;
+    * a bare profile field sets the profile (``--set sft_lr=...``: the SFT every LLM method shares);
+    * any other bare key sets the config field of the ONE selected method that has it. Several selected methods
+      sharing it (``lr``: SASRec's and BLADE's) is an error listing them: name one, ``--set blade_n.lr=...``.
+    """
     pfields = {f.name for f in dataclasses.fields(profile)}
-    profile = apply_overrides(profile, {k: v for k, v in overrides.items() if k in pfields}, "profile")
-    rest = {k: v for k, v in overrides.items() if k not in pfields}
-    known = set()
-    for m in methods:
-        known |= {f.name for f in dataclasses.fields(get_method(m).Config)}
-    bad = sorted(set(rest) - known)
-    if bad:
-        raise UserError(f"--set {bad[0]}: not a profile field nor a config field of {', '.join(methods)}. "
-                        f"Profile fields: {', '.join(sorted(pfields))}. Method fields: {', '.join(sorted(known))}")
-    return profile, rest
+    fields_of = {m: {f.name for f in dataclasses.fields(get_method(m).Config)} for m in methods}
+    profile_sets, per_method = {}, {m: {} for m in methods}
+    for key, value in overrides.items():
+        if "." in key:
+            m, field = key.split(".", 1)
+            if m not in fields_of:
+                raise UserError(f"--set {key}: {m!r} is not a selected method ({', '.join(methods)})")
+            if field not in fields_of[m]:
+                raise UserError(f"--set {key}: not a config field of {m}. Its fields: "
+                                f"{', '.join(sorted(fields_of[m])) or 'none'}")
+            per_method[m][field] = value
+        elif key in pfields:
+            profile_sets[key] = value
+        else:
+            owners = [m for m in methods if key in fields_of[m]]
+            if not owners:
+                known = sorted(set().union(*fields_of.values()))
+                raise UserError(f"--set {key}: not a profile field nor a config field of {', '.join(methods)}. "
+                                f"Profile fields: {', '.join(sorted(pfields))}. Method fields: {', '.join(known)}")
+            if len(owners) > 1:
+                raise UserError(f"--set {key}: a config field of several selected methods ({', '.join(owners)}). "
+                                f"Name one: {', '.join(f'--set {m}.{key}={value}' for m in owners)}")
+            per_method[owners[0]][key] = value
+    return apply_overrides(profile, profile_sets, "profile"), per_method
 
 
 def resolve(methods: list[str], profile: Profile, seeds: list[int], overrides: dict[str, str]
@@ -77,8 +98,8 @@ def resolve(methods: list[str], profile: Profile, seeds: list[int], overrides: d
     if not methods:
         raise UserError("--methods is empty. Give a comma-separated list or 'all'")
     check_seeds(seeds)
-    profile, rest = split_sets(overrides, profile, methods)
-    return profile, {m: resolve_configs(m, profile, rest) for m in methods}
+    profile, per_method = split_sets(overrides, profile, methods)
+    return profile, {m: resolve_configs(m, profile, per_method[m]) for m in methods}
 
 
 def make_run_id(method: str, ds: Dataset, profile: Profile, seed: int, config,

@@ -42,7 +42,10 @@ def test_grpo_logs_fig4a_signals_and_checks_groups(runs):
         for row in st["train_log"]:
             assert {"raw_reward", "proxy_reward", "cdf_mean", "frac_zero_spread", "kl"} <= set(row)
             assert 0 < row["cdf_mean"] <= 1 and row["proxy_reward"] <= 0
-        assert st["valid_curve"][0]["step"] == 0 and len(st["valid_curve"]) >= 2
+        curve = recs[(m, 4)]["curve"]  # the record's training curve (Fig. 4a, Fig. 7: MGU too)
+        assert curve[0]["step"] == 0 and len(curve) >= 2 and "valid_curve" not in st
+        assert all(set(p) == {"step", "recall@5", "ndcg@5", "ndcg@10", "mgu", "ild"} for p in curve)
+        assert recs[(m, 4)]["oracle"] is False and recs[(m, 4)]["role"] == ""
         assert st["groups_checked"] == st["grpo_steps"] * recs[(m, 4)]["config"]["method"]["prompts_per_step"]
         assert recs[(m, 4)]["metrics"]["valid_rate"] == 1.0
 
@@ -94,7 +97,7 @@ def test_two_processes_see_whole_groups(data_dir, runs, flag):
 
 
 def test_validation_only_sweep_never_decodes_test(data_dir, runs):
-    from reports.tables import render_all
+    from reports import render_all
 
     tmp, _ = runs
     res = tmp / "sweep"
@@ -107,10 +110,10 @@ def test_validation_only_sweep_never_decodes_test(data_dir, runs):
         assert r["splits"] == ["valid"] and r["metrics"] == {} and "predictions_file" not in r
         assert r["n_test"] == 0 and 0 <= r["metrics_valid"]["ndcg@5"] <= 1
         assert all("frac_zero_spread_proxy" in h and "grad_norm" in h for h in r["stats"]["train_log"])
-    paths = render_all(res, tmp / "sweep_rep")
+    paths = render_all(res, tmp / "sweep_rep").written
     # no test tables from tuning runs: only the sweep's diagnostics and curves
-    assert [p.name for p in paths] == ["sweep_curves_smoke.md", "sweep_curves_smoke.tex", "sweep_smoke.md",
-                                       "sweep_smoke.tex"]
+    assert [p.name for p in paths] == ["README.md", "sweep_curves_smoke.md", "sweep_curves_smoke.tex",
+                                       "sweep_smoke.md", "sweep_smoke.tex"]
     lines = (tmp / "sweep_rep" / "sweep_smoke.md").read_text().splitlines()
     header = next(x for x in lines if x.startswith("| dataset"))
     cols = [c.strip() for c in header.strip("|").split("|")]
@@ -121,16 +124,16 @@ def test_validation_only_sweep_never_decodes_test(data_dir, runs):
 
 
 def test_report_renders_table1_and_significance(runs):
-    from reports.tables import render_all
+    from reports import render_all
 
     tmp, _ = runs
-    paths = render_all(tmp / "res", tmp / "rep")
+    paths = render_all(tmp / "res", tmp / "rep").written
     t1 = (tmp / "rep" / "table1_smoke.md").read_text()
-    for label in ("Base (SFT)", "BoN (N = 2), oracle", "BoN (N = 4), oracle", "BoN Alignment", "BLADE"):
+    for label in ("BIGRec", "BoN (oracle) N=2", "BoN (oracle) N=4", "BoN Alignment", "BLADE-N"):
         assert label in t1
     assert "1.00×" in t1  # the SFT row is the cost unit
     sig = (tmp / "rep" / "significance_smoke.md").read_text()
-    assert "BLADE-N − BoN Alignment" in sig and "BoN Alignment − SFT" in sig
+    assert "BLADE-N − BoN Alignment" in sig and "BoN Alignment − BIGRec" in sig
     assert any(p.name == "table1_smoke.tex" for p in paths)
     grpo = (tmp / "rep" / "grpo_smoke.md").read_text()  # GRPO diagnostics of blade_n and bon_static
     assert "BLADE-N" in grpo and "BoN Alignment" in grpo and "zero-spread proxy" in grpo

@@ -100,3 +100,34 @@ def test_paper_dry_run_resolves_offline_on_all_three_datasets(tmp_path):
     assert "SFT training windows" in out and "align-user" not in out
     assert "3 epochs at lr 0.0001" in out and "last checkpoint" in out
     assert not (tmp_path / "res").exists()  # nothing trained, nothing written
+
+
+def test_run_ends_with_its_table_and_report_shows_the_users_runs(data_dir, tmp_path, monkeypatch, capsys):
+    """A new user's path: `run` writes results/runs and prints what it made; `report` (no flags) renders those
+    records into reports/runs/, never over the committed reference report."""
+    monkeypatch.chdir(tmp_path)
+    reference = tmp_path / "reports" / "README.md"
+    reference.parent.mkdir()
+    reference.write_text("the committed reference report")
+    assert main(["run", "--methods", "pop", "--datasets", "steam", "--profile", "smoke", "--data-dir",
+                 str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    header, rule, row = out.strip().splitlines()[:3]
+    assert header.split() == ["method", "dataset", "seeds", "split", "NDCG@5", "95", "%", "CI", "fit", "s", "decode",
+                              "s"]
+    assert row.split()[:4] == ["Pop", "Steam", "0", "test"] and "[" in row
+    assert "python -m benchmark report" in out
+    assert main(["report"]) == 0
+    out = capsys.readouterr().out
+    assert "reports/runs/README.md" in out and "skipped fig5 (smoke profile)" in out
+    assert "| Pop " in (tmp_path / "reports" / "runs" / "table3_smoke.md").read_text()
+    assert reference.read_text() == "the committed reference report"
+    assert main(["report", "--out", "reports"]) == 2  # the reference report renders only with --reference
+    assert "render it with `python -m benchmark report --reference`" in capsys.readouterr().err
+    assert main(["report", "--reference", "--out", "x"]) == 2
+    assert main(["report", "--reference"]) == 2  # no results/reference here
+    assert "no run records under results/reference" in capsys.readouterr().err
+    # re-running prints the table of the finished run again (skipped, not redone)
+    assert main(["run", "--methods", "pop", "--datasets", "steam", "--profile", "smoke", "--data-dir",
+                 str(data_dir)]) == 0
+    assert "Pop " in capsys.readouterr().out

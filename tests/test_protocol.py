@@ -22,7 +22,7 @@ def test_paper_alignment_source_and_tau_grid(data_dir, tmp_path):
     assert sel["scores"][f"{sel['chosen']:g}"] == max(sel["scores"].values())
     assert rec["config"]["profile"]["align_source"] == "train"
     # the kept policy's own stats are the record's, and its final align-valid score is the one compared
-    assert rec["stats"]["valid_curve"][-1]["ndcg@5"] == sel["scores"][f"{sel['chosen']:g}"]
+    assert rec["curve"][-1]["ndcg@5"] == sel["scores"][f"{sel['chosen']:g}"]
     # both candidates trained, each in its own resumable folder; the reference set was sampled from the SFT pool
     assert sorted(p.name for p in (cache / "runs" / rec["run_id"]).glob("tau*")) == ["tau0", "tau0.5"]
     # the reference set indexes the SFT training pool (sft + align users), not the align users' windows alone

@@ -19,6 +19,18 @@ def test_registry_matches_method_files():
         assert cls.category in {"llm", "inference", "listwise", "ours", "reference"}
 
 
+def test_legacy_flags_match_the_classes():
+    """reports/ fills the flags of records written before records carried them from one table; it must say what the
+    classes say (the table covers exactly the methods that existed then; newer records carry their flags)."""
+    from reports.records import LEGACY_FLAGS
+
+    for name, flags in LEGACY_FLAGS.items():
+        cls = get_method(name)
+        assert flags == {"oracle": cls.oracle, "role": cls.role}, name
+    assert [m for m in all_methods() if METHODS[m].oracle] == ["bon_inference"]
+    assert {m: METHODS[m].role for m in all_methods() if METHODS[m].role} == {"bigrec": "sft", "pop": "popularity"}
+
+
 def test_unknown_method_lists_valid_names():
     with pytest.raises(UserError, match=r"Did you mean 'bigrec'.*Valid methods: .*pop"):
         get_method("bigrc")

@@ -1,8 +1,13 @@
-"""Tables rendered from fake records: marks, mean ± std, CIs, notes, LaTeX escapes, de-duplication."""
+"""Tables rendered from fixture records: golden Markdown and LaTeX, marks and markers, notes, flags instead of method
+names, de-duplication, the README, errors.
+
+Golden files live in tests/golden/; after an intended change, regenerate them with
+``UPDATE_GOLDEN=1 python -m pytest tests/test_reports.py`` and review the diff."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,26 +18,32 @@ import pytest
 from benchmark.errors import UserError
 from reports import load_records, render_all
 
+GOLDEN = Path(__file__).resolve().parent / "golden"
 # Four test windows: u1 has two. Every window's value is base + offset, so a run's window mean is base + 0.01.
 WINDOWS = [("u1", 0.00), ("u1", 0.02), ("u2", -0.01), ("u3", 0.03)]
 METRICS = ("recall@3", "ndcg@3", "recall@5", "ndcg@5")
 STATS = {"users": 1234, "items": 56, "interactions": 78901, "windows": {"sft": 10, "align": 4, "valid": 2, "test": 4}}
 
 
-def make_run(root: Path, method, display, category, dataset, seed, base, created="2026", run_id=None, profile="cpu"):
-    """Write a record and its predictions; each window's value is base + its offset, for all four metrics."""
+def make_run(root: Path, method, display, category, dataset, seed, base, created="2026", run_id=None, profile="cpu",
+             offsets=None, **extra):
+    """Write a record and its predictions; each window's value is base + its offset, for all four metrics. Records
+    carry no `oracle`/`role` flags unless given in `extra` (as records written before the flags existed)."""
     run_id = run_id or f"{method}-{dataset}-{seed}"
     d = root / dataset / method
     d.mkdir(parents=True, exist_ok=True)
-    rows = [
-        {"user": u, "items": [1, 2], "target": [2], "metrics": {m: base + off for m in METRICS}} for u, off in WINDOWS
-    ]
+    offsets = offsets or [off for _, off in WINDOWS]
+    rows = [{"user": u, "items": [1, 2], "target": [2], "metrics": {m: base + off for m in METRICS}}
+            for (u, _), off in zip(WINDOWS, offsets)]
     (d / f"{run_id}.predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     record = {
         "run_id": run_id, "method": method, "display_name": display, "category": category, "dataset": dataset,
-        "profile": profile, "seed": seed, "config": {}, "created": created,
-        "metrics": {m: base + 0.01 for m in METRICS}, "timings": {"fit_s": 1.0, "recommend_s": 1.0}, "n_test": 4,
-        "data_hash": "h1", "data_stats": STATS, "provenance": {}, "predictions_file": f"{run_id}.predictions.jsonl",
+        "profile": profile, "seed": seed, "config": {"profile": {"model": "scratch", "item_repr": "item_token"}},
+        "created": created, "metrics": {m: base + sum(offsets) / 4 for m in METRICS},
+        "timings": {"fit_s": 1.0, "recommend_s": 1.0 + seed}, "n_test": 4, "data_hash": "h1", "data_stats": STATS,
+        "provenance": {"git_sha": "0123456789ab", "git_dirty": False},
+        "predictions_file": f"{run_id}.predictions.jsonl",
+        **extra,
     }
     (d / f"{run_id}.json").write_text(json.dumps(record))
 
@@ -43,95 +54,181 @@ def results(tmp_path: Path) -> Path:
     for seed, shift in ((0, 0.0), (1, 0.02)):
         make_run(root, "sdpo", "S-DPO", "llm", "cds", seed, 0.10 + shift)  # window means 0.11, 0.13
         make_run(root, "blade_n", "BLADE-N", "ours", "cds", seed, 0.20 + shift)  # 0.21, 0.23
+        make_run(root, "bigrec", "BIGRec", "llm", "cds", seed, 0.05)  # 0.06
     make_run(root, "d3", "D³", "inference", "cds", 0, 0.05)  # 0.06, one seed
-    make_run(root, "bon_inference", "BoN (inference)", "inference", "cds", 0, 0.50)  # 0.51, the oracle
+    make_run(root, "bon_inference", "BoN (oracle) N=4", "inference", "cds", 0, 0.50)  # 0.51, the oracle
+    # BLADE-R on CDs: 0.12 = S-DPO's mean, and per user 0, +0.06, -0.06 from it: a tie for second, no marker
+    make_run(root, "blade_r", "BLADE-R", "ours", "cds", 0, 0.12, offsets=[0.05, -0.05, 0.04, -0.04])
     make_run(root, "sdpo", "S-DPO", "llm", "steam", 0, 0.30)
+    # BLADE-N on Steam: 0.11 on average but worse than S-DPO (0.31) for every user: a significant ‡
     make_run(root, "blade_n", "BLADE-N", "ours", "steam", 0, 0.10)
     return root
 
 
 def render(results: Path, tmp_path: Path) -> dict[str, str]:
-    paths = render_all(results, tmp_path / "out")
-    return {p.name: p.read_text() for p in paths}
+    report = render_all(results, tmp_path / "out")
+    return {p.name: p.read_text() for p in report.written if p.suffix in (".md", ".tex")}
 
 
 def test_files_written(results, tmp_path):
     out = render(results, tmp_path)
-    # the BoN-family records (blade_n here) also give Table 1 and the paired significance tests
-    assert sorted(out) == ["significance_cpu.md", "significance_cpu.tex", "table1_cpu.md", "table1_cpu.tex",
-                           "table2_cpu.md", "table2_cpu.tex", "table3_cpu.md", "table3_cpu.tex"]
+    assert sorted(out) == ["README.md", "significance_cpu.md", "significance_cpu.tex", "table1_cpu.md",
+                           "table1_cpu.tex", "table2_cpu.md", "table2_cpu.tex", "table3_cpu.md", "table3_cpu.tex",
+                           "table3_cpu_ci.md", "table3_cpu_ci.tex"]
 
 
-def test_table3_markdown(results, tmp_path):
+@pytest.mark.parametrize("name", ["table1_cpu.md", "table1_cpu.tex", "table2_cpu.md", "table2_cpu.tex",
+                                  "table3_cpu.md", "table3_cpu.tex", "table3_cpu_ci.md", "table3_cpu_ci.tex",
+                                  "significance_cpu.md", "significance_cpu.tex"])
+def test_golden(results, tmp_path, name):
+    text = render(results, tmp_path)[name]
+    golden = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text)
+    assert text == golden.read_text(), f"{name} differs from tests/golden/{name} (UPDATE_GOLDEN=1 to regenerate)"
+
+
+def _cells(md: str, label: str) -> list[str]:
+    line = next(ln for ln in md.splitlines() if ln.startswith(f"| {label} "))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_table3_one_number_per_cell_marks_and_markers(results, tmp_path):
     md = render(results, tmp_path)["table3_cpu.md"]
     lines = md.splitlines()
-    # CDs before Steam; rows by category: llm (S-DPO), inference (BoN, D³ by name), ours (BLADE-N).
     assert "CDs R@3" in lines[2] and lines[2].index("CDs R@3") < lines[2].index("Steam R@3")
-    order = [ln.split("|")[1].strip() for ln in lines[4:8]]
-    assert order == ["S-DPO", "BoN (inference)", "D³", "BLADE-N"]
-    # mean ± sample std over 2 seeds: mean(0.21, 0.23) = 0.22, std = 0.02/sqrt(2) = 0.0141. Best is bold, the
-    # oracle (0.51) is not ranked, so S-DPO (0.12) is second.
-    assert "**0.2200** ± 0.0141 [" in md
-    assert "<u>0.1200</u> ± 0.0141 [" in md
-    assert "**0.5100**" not in md and "<u>0.5100</u>" not in md
-    # one seed: no std, but a CI
-    assert re.search(r"\| 0\.0600 \[0\.\d{4}, 0\.\d{4}\]\s+\|", md)
-    # Steam: S-DPO 0.31 best, BLADE-N 0.11 second.
-    assert "**0.3100** [" in md and "<u>0.1100</u> [" in md
+    # rows by category: llm (BIGRec, S-DPO), inference (BoN, D³ by name), ours (BLADE-N)
+    assert [ln.split("|")[1].strip() for ln in lines[4:10]] == ["BIGRec", "S-DPO", "BoN (oracle) N=4", "D³",
+                                                                 "BLADE-N", "BLADE-R"]
+    blade, sdpo, oracle = _cells(md, "BLADE-N"), _cells(md, "S-DPO"), _cells(md, "BoN (oracle) N=4")
+    # CDs: BLADE-N 0.22 best (bold) and better than the best baseline (S-DPO) for every user: †. S-DPO and BLADE-R
+    # tie at 0.12 for second; BLADE-R's paired difference is 0: no marker. The oracle (0.51) is never ranked.
+    assert blade[1:5] == ["**0.2200**†"] * 4 and sdpo[1:5] == ["<u>0.1200</u>"] * 4 and oracle[1] == "0.5100"
+    assert _cells(md, "BLADE-R")[1:5] == ["<u>0.1200</u>"] * 4
+    # Steam: S-DPO best, BLADE-N second and worse for every user: ‡
+    assert sdpo[5] == "**0.3100**" and blade[5] == "<u>0.1100</u>‡"
+    assert "±" not in "".join(lines[4:10]) and "[" not in "".join(lines[4:10])  # spread lives in the companion
+    assert max(len(ln) for ln in lines[:10]) < 200
 
 
-def test_table3_ci_contains_the_mean(results, tmp_path):
-    md = render(results, tmp_path)["table3_cpu.md"]
-    # D³ has one seed; its per-user means weighted by windows give back the window mean 0.06 exactly.
-    lo, hi = map(float, re.search(r"0\.0600 \[(0\.\d{4}), (0\.\d{4})\]", md).groups())
+def test_table3_companion_has_spread_cis_and_tests(results, tmp_path):
+    md = render(results, tmp_path)["table3_cpu_ci.md"]
+    # mean ± sample std over 2 seeds: mean(0.21, 0.23) = 0.22, std = 0.02/sqrt(2) = 0.0141, and a CI
+    assert re.search(r"\| CDs\s+\| BLADE-N\s+\| 0, 1\s+\| 0\.2200 ± 0\.0141 \[0\.\d{4}, 0\.\d{4}\]", md)
+    # one seed: no std; D³'s per-user means weighted by windows give back the window mean 0.06 inside its CI
+    lo, hi = map(float, re.search(r"\| D³\s+\| 0\s+\| 0\.0600 \[(0\.\d{4}), (0\.\d{4})\]", md).groups())
     assert lo <= 0.06 <= hi and lo < hi
+    test = next(ln for ln in md.splitlines() if ln.startswith("| Steam     | R@3"))
+    assert "BLADE-N" in test and "S-DPO" in test and "-0.2000" in test and "‡" in test
+    test = next(ln for ln in md.splitlines() if ln.startswith("| CDs       | R@3      | BLADE-R"))
+    assert "| +0.0000 " in test and "| 0.712 " in test and test.rstrip(" |").endswith("—")
 
 
 def test_table3_notes(results, tmp_path):
     md = render(results, tmp_path)["table3_cpu.md"]
-    assert "BoN (inference) (`bon_inference`): inference-time BoN, an oracle upper bound" in md
-    assert "Missing: Steam: BoN (inference), D³." in md
-    # most cells have seed 0 only; the two-seed cells are named
-    assert "Seeds: 0 (1 seed) for most cells" in md and "BLADE-N/CDs: 0, 1 (2 seeds)" in md
+    assert "BoN (oracle) N=4 (`bon_inference`): selects with the test target, an oracle upper bound" in md
+    assert "Missing: Steam: BIGRec, BoN (oracle) N=4, D³, BLADE-R." in md
+    assert "Seeds: 0 (1 seed) for most cells; BIGRec/CDs: 0, 1 (2 seeds); BLADE-N/CDs: 0, 1 (2 seeds)" in md
 
 
-def test_table3_latex(results, tmp_path):
-    tex = render(results, tmp_path)["table3_cpu.tex"]
-    assert r"D$^{3}$" in tex and "D³" not in tex
-    assert "S-DPO &" in tex
-    assert r"\textbf{0.2200} $\pm$ 0.0141" in tex
-    assert r"\underline{0.1200} $\pm$ 0.0141" in tex
-    assert r"\multicolumn{4}{c}{CDs} & \multicolumn{4}{c}{Steam}" in tex
-    assert r"\texttt{bon\_inference}" in tex and "oracle upper bound" in tex
-    assert r"95 \% CI" in tex and "±" not in tex
-    assert tex.count(r"\midrule") == 3  # header rule + 2 category boundaries (llm | inference | ours)
+def test_latex_uses_only_article_and_booktabs(results, tmp_path):
+    """What pdflatex needs to compile each table in \\documentclass{article} with \\usepackage{booktabs}: known
+    commands only, balanced braces and environments, no raw Unicode, the same number of cells in every row."""
+    allowed = {"begin", "end", "centering", "small", "setlength", "tabcolsep", "caption", "toprule", "midrule",
+               "bottomrule", "cmidrule", "multicolumn", "textbf", "underline", "texttt", "scriptsize", "footnotesize",
+               "par", "smallskip", "medskip", "shortstack", "pm", "geq", "dagger", "ddagger", "times", "tau",
+               "lambda", "rightarrow", "textbackslash", "textasciitilde", "textasciicircum", "_", "%", "&", "#",
+               "$", "{", "}"}
+    for name, tex in render(results, tmp_path).items():
+        if not name.endswith(".tex"):
+            continue
+        assert set(re.findall(r"\\([A-Za-z]+|.)", tex.replace("\\\\", ""))) <= allowed, name
+        plain = tex.replace("\\\\", "")  # line breaks, so that \\{ is not read as an escaped brace
+        assert plain.count("{") - plain.count(r"\{") == plain.count("}") - plain.count(r"\}"), name
+        assert re.findall(r"\\begin\{(\w+\*?)\}", tex) == re.findall(r"\\end\{(\w+\*?)\}", tex)[::-1] or \
+            sorted(re.findall(r"\\begin\{(\w+\*?)\}", tex)) == sorted(re.findall(r"\\end\{(\w+\*?)\}", tex)), name
+        assert tex.isascii(), name
+        for cols, body in re.findall(r"\\begin\{tabular\}\{(\w+)\}(.*?)\\end\{tabular\}", tex, re.S):
+            rows = [r for r in body.split("\\\\\n") if "&" in r]
+            assert {_width(r) for r in rows} == {len(cols)}, name
 
 
-def test_table2(results, tmp_path):
+def _width(row: str) -> int:
+    """The columns a LaTeX table row spans (a \\multicolumn{n} cell counts n)."""
+    cells = re.split(r"(?<!\\)&", row)
+    return sum(int(m.group(1)) if (m := re.search(r"\\multicolumn\{(\d+)\}", c)) else 1 for c in cells)
+
+
+def test_latex_compiles_if_a_tex_engine_is_installed(results, tmp_path):
+    import shutil
+
+    engine = shutil.which("pdflatex")
+    if engine is None:
+        pytest.skip("no pdflatex on PATH (the static checks above stand in)")
     out = render(results, tmp_path)
-    md, tex = out["table2_cpu.md"], out["table2_cpu.tex"]
-    assert re.search(r"\| CDs\s+\| 1,234\s+\| 56\s+\| 78,901\s+\| 10\s+\| 4\s+\| 2\s+\| 4\s+\|", md)
-    assert "Steam" in md
-    assert r"CDs & 1{,}234 & 56 & 78{,}901 & 10 & 4 & 2 & 4 \\" in tex
+    body = "\n".join(t for n, t in sorted(out.items()) if n.endswith(".tex"))
+    doc = tmp_path / "doc.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + body
+                   + "\n\\end{document}\n")
+    r = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:]
+
+
+def test_flags_not_names_decide(results, tmp_path):
+    """A new method needs no edit in reports/: an oracle is an oracle by its record's flag, not by its name."""
+    make_run(results, "seer", "Seer", "inference", "cds", 0, 0.9, oracle=True, role="")
+    make_run(results, "my_sft", "My SFT", "llm", "steam", 0, 0.2, oracle=False, role="sft")
+    out = render(results, tmp_path)
+    assert "0.9100" in out["table3_cpu.md"] and "**0.9100**" not in out["table3_cpu.md"]
+    assert "Seer (`seer`): selects with the test target" in out["table3_cpu.md"]
+    t1 = out["table1_cpu.md"]
+    assert "| Seer, oracle " in t1 and "| BoN (oracle) N=4 " in t1  # "oracle" is said once
+    steam = t1.split("## Steam")[1]
+    assert "| My SFT " in steam and "1.00×" in steam  # the record with role sft is Steam's cost unit
+
+
+def test_table1_rows_and_cost(results, tmp_path):
+    t1 = render(results, tmp_path)["table1_cpu.md"]
+    cds = t1.split("## CDs")[1].split("## Steam")[0]
+    # SFT first (role sft), then oracles, then alignment categories; S-DPO (llm) and D³ are not Table 1 rows
+    labels = [ln.split("|")[1].strip() for ln in cds.splitlines() if ln.startswith("| ") and "Method" not in ln]
+    assert labels == ["BIGRec", "BoN (oracle) N=4", "BLADE-N", "BLADE-R"]
+    assert "| BIGRec " in cds and "1.50 ± 0.71" in cds and "1.00×" in cds  # recommend_s 1 and 2 over 2 seeds
+    assert "No run of the SFT model (role sft) on this dataset" in t1.split("## Steam")[1]
 
 
 def test_deterministic(results, tmp_path):
     assert render(results, tmp_path) == render(results, tmp_path)
 
 
+def test_readme_embeds_tables_with_provenance_and_skips(results, tmp_path):
+    readme = render(results, tmp_path)["README.md"]
+    assert "### Table 3: overall performance" in readme and "| BLADE-N " in readme
+    assert "[table3_cpu.tex](table3_cpu.tex)" in readme
+    assert "Records: 11 runs; profile cpu (model scratch, item_token); seeds 0, 1; created 2026; git 0123456" in readme
+    # no experiment plan: every figure is one skip line with the command that makes it
+    for fig in ("fig4", "fig5", "fig6", "fig7", "fig8"):
+        assert re.search(rf"^- {fig} \(cpu profile\): no runs planned for the cpu profile\. Make them with: "
+                         rf"python -m benchmark run --experiment {fig} --profile cpu --datasets cds --seeds 0 1 2 "
+                         rf"--results-dir .*results$", readme, re.M), fig
+
+
 def test_duplicate_runs_keep_newest_and_warn(results, tmp_path):
     # An older run of the same (method, dataset, profile, seed) with a different config: ignored, with a warning.
     make_run(results, "blade_n", "BLADE-N", "ours", "cds", 0, 0.90, created="2025", run_id="old")
     with pytest.warns(UserWarning, match="keeping the newest blade_n-cds-0.*ignoring old"):
-        md = render(results, tmp_path)["table3_cpu.md"]
-    assert "**0.2200** ± 0.0141" in md
+        md = render(results, tmp_path)["table3_cpu_ci.md"]
+    assert "0.2200 ± 0.0141" in md
 
 
 def test_profiles_get_separate_tables(results, tmp_path):
     make_run(results, "sdpo", "S-DPO", "llm", "cds", 0, 0.4, profile="smoke", run_id="smoke-run")
     out = render(results, tmp_path)
-    assert "table3_smoke.md" in out and "**0.4100** [" in out["table3_smoke.md"]
+    assert "table3_smoke.md" in out and "**0.4100**" in out["table3_smoke.md"]
     assert "0.4100" not in out["table3_cpu.md"]
+    assert "## smoke profile" in out["README.md"] and "## cpu profile" in out["README.md"]
 
 
 def test_record_without_predictions_omits_ci_with_a_note(results, tmp_path):
@@ -139,9 +236,9 @@ def test_record_without_predictions_omits_ci_with_a_note(results, tmp_path):
     rec = json.loads(rec_path.read_text())
     del rec["predictions_file"]  # the record names no predictions file
     rec_path.write_text(json.dumps(rec))
-    md = render(results, tmp_path)["table3_cpu.md"]
-    assert re.search(r"\| 0\.0600\s+\|", md)
-    assert "No predictions file (CI omitted): D³/CDs." in md
+    md = render(results, tmp_path)["table3_cpu_ci.md"]
+    assert re.search(r"\| D³\s+\| 0\s+\| 0\.0600\s+\|", md)
+    assert "No predictions file (no CI, no test): D³/CDs." in md
 
 
 def test_missing_predictions_file_is_an_error_naming_it(results, tmp_path):
@@ -162,7 +259,7 @@ def test_malformed_record_is_named(results, tmp_path):
 
 
 def test_no_records(tmp_path):
-    with pytest.raises(UserError, match="no run records"):
+    with pytest.raises(UserError, match="no run records.*report --reference"):
         render_all(tmp_path, tmp_path / "out")
 
 
@@ -173,17 +270,36 @@ def test_reports_import_no_torch():
     assert out.stdout.strip() == "[]"
 
 
+def test_shared_helpers_import_nothing_else_in_reports():
+    """records.py, common.py and plotting.py are the leaves every output builds on: no cycles."""
+    root = Path(__file__).resolve().parents[1] / "reports"
+    for leaf in ("records", "common", "plotting"):
+        src = (root / f"{leaf}.py").read_text()
+        assert not re.search(r"^\s*(from reports|import reports)", src, re.M), leaf
+    for path in root.glob("*.py"):  # outputs never import the renderer (which imports them all)
+        if path.stem not in ("render", "__init__"):
+            assert not re.search(r"^\s*from reports\.render|^\s*from reports import render", path.read_text(), re.M)
+
+
+def test_legacy_records_get_flags_and_curve(results):
+    (rec,) = [r for r in load_records(results) if r["method"] == "bon_inference"]
+    assert rec["oracle"] is True and rec["role"] == "" and rec["curve"] is None
+    (rec,) = [r for r in load_records(results) if r["method"] == "bigrec" and r["seed"] == 0]
+    assert rec["role"] == "sft" and rec["oracle"] is False
+
+
 def _grpo_record(method, tau, seed, grads, zero_spread, above, valid):
     log = [{"step": i + 1, "grad_norm": g, "frac_zero_spread": z, "frac_zero_spread_proxy": z,
             "frac_above_ref_max": above, "kl": 0.1} for i, (g, z) in enumerate(zip(grads, zero_spread))]
     return {"run_id": f"{method}{seed}", "method": method, "display_name": method, "dataset": "steam", "seed": seed,
             "config": {"method": {"tau": tau, "M": 64}}, "metrics_valid": {"ndcg@5": valid},
-            "stats": {"train_log": log, "grpo_seconds": 10.0,
-                      "valid_curve": [{"step": 0, "ndcg@5": 0.1}, {"step": 8, "ndcg@5": valid}]}}
+            "curve": [{"step": 0, "ndcg@5": 0.1}, {"step": 8, "ndcg@5": valid}],
+            "stats": {"train_log": log, "grpo_seconds": 10.0}}
 
 
 def test_grpo_diagnostics_hand_computed():
-    from reports.grpo import _decay, curve_table, diagnostics_table
+    from reports.curves import curve_table
+    from reports.diagnostics import _decay, diagnostics_table
 
     grads = [4, 4, 2, 2, 1, 1, 1, 1]  # first quarter mean 4, last quarter mean 1
     zs = [1, 1, 1, 1, 0, 0, 0, 0]

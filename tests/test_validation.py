@@ -109,3 +109,31 @@ def test_plan_refuses_no_datasets():
 
     with pytest.raises(UserError, match="--datasets is empty"):
         plan(["pop"], [], SMOKE, [0], {})
+
+
+def test_set_names_its_method_when_several_share_a_key():
+    # lr is SASRec's and BLADE's: a bare lr is ambiguous, a qualified one sets that method only
+    with pytest.raises(UserError, match=r"--set lr: a config field of several selected methods \(sasrec, blade_n\)\. "
+                                        r"Name one: --set sasrec.lr=0.01, --set blade_n.lr=0.01"):
+        resolve(["sasrec", "blade_n"], SMOKE, [0], {"lr": "0.01"})
+    _, configs = resolve(["sasrec", "blade_n"], SMOKE, [0], {"blade_n.lr": "0.01", "blade_n.tau": "0.5"})
+    assert configs["blade_n"][0].lr == 0.01 and configs["blade_n"][0].tau == 0.5
+    assert configs["sasrec"][0].lr == resolve_configs("sasrec", SMOKE, {})[0].lr
+    # n is BLADE's N and inference BoN's N: the same rule
+    with pytest.raises(UserError, match=r"--set n: a config field of several selected methods \(blade_n, "
+                                        r"bon_inference\)"):
+        resolve(["blade_n", "bon_inference"], SMOKE, [0], {"n": "2"})
+    # a bare key one selected method has still works; a profile field goes to the profile
+    profile, configs = resolve(["sasrec", "pop"], SMOKE, [0], {"lr": "0.01", "k": "5"})
+    assert configs["sasrec"][0].lr == 0.01 and profile.k == 5
+
+
+@pytest.mark.parametrize("sets,expect", [
+    ({"sasrec.lr": "1"}, "--set sasrec.lr: 'sasrec' is not a selected method (blade_n)"),
+    ({"blade_n.nope": "1"}, "--set blade_n.nope: not a config field of blade_n. Its fields: G, M, beta"),
+    ({"blade_n.tau": "-1"}, "blade_n config field tau = -1.0 is invalid"),
+])
+def test_qualified_set_errors(sets, expect):
+    with pytest.raises(UserError) as e:
+        resolve(["blade_n"], SMOKE, [0], sets)
+    assert expect in str(e.value)

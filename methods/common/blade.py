@@ -31,7 +31,8 @@ class BladeConfig:
     """BLADE / static BoN alignment hyper-parameters. Defaults: the paper (§4.1.4) and design.md §5.
 
     > Objective
-    reward: list reward R: "ndcg" (BLADE-N), "recall" (BLADE-R), "fair" (NDCG - lam*MGU), "div" (NDCG + lam*ILD).
+    reward: list reward R: "ndcg" (BLADE-N), "recall" (BLADE-R), "fair" (NDCG - lam*MGU, Eq. 18), "div"
+        (NDCG + lam*ILD, Eq. 19), "neg_mgu" (-MGU: the fairness objective alone, Fig. 7).
     reward_k: the cut-off of R during training (the full list). lam: weight of the composite term.
     tau: dynamic coefficient of Eq. 14 (0 = static BoN alignment). n: the N of (N - 1) log F (Eq. 15).
     tau_grid: if set, train one policy per tau in the grid and keep the one with the best NDCG@5 on the

@@ -40,12 +40,14 @@ from trl import GRPOConfig, GRPOTrainer
 from benchmark.config import above, at_least, one_of
 from benchmark.data import Window
 from benchmark.io import atomic_save_dir, complete_checkpoint
-from benchmark.metrics import ndcg_at_k, recall_at_k
+from benchmark.metrics import score_lists
 from methods.common.estimator import zero_spread_fraction
 from methods.common.llm import generate_for, prompts_for
 from methods.common.logprobs import completion_logits, constrained_token_logps, constraint_masks, disable_dropout
 from methods.common.trie import ListConstraintProcessor
 
+# the validation curve's metrics (Fig. 4a: Recall@5; Fig. 7: Recall@5 and MGU); MGU/ILD are None when undefined
+CURVE_METRICS = ("recall@5", "ndcg@5", "ndcg@10", "mgu", "ild")
 INFO_FILE = "grpo_info.json"  # written into the final model folder; its presence means the run is finished
 LOGPS = ("constrained", "raw")
 
@@ -246,7 +248,7 @@ class ListGRPOTrainer(GRPOTrainer):
 
 
 class ValidationCurve(TrainerCallback):
-    """Step times, and validation Recall@5/NDCG@5 (greedy) at step 0 and every `every` steps (Fig. 4a)."""
+    """Step times, and validation `CURVE_METRICS` (greedy) at step 0 and every `every` steps (Fig. 4a, Fig. 7)."""
 
     def __init__(self, evaluate, every: int):
         self.evaluate, self.every = evaluate, every
@@ -339,10 +341,9 @@ def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: li
         m.eval()
         res = generate_for(ctx, m, tok, valid_w, progress=False)
         m.train(was_training)
-        lists = [s[0] for s in res.lists]
-        return {"recall@5": float(np.mean([recall_at_k(x, w.target, 5) for x, w in zip(lists, valid_w)])),
-                "ndcg@5": float(np.mean([ndcg_at_k(x, w.target, 5) for x, w in zip(lists, valid_w)])),
-                "ndcg@10": float(np.mean([ndcg_at_k(x, w.target, 10) for x, w in zip(lists, valid_w)]))}
+        agg, _ = score_lists([s[0] for s in res.lists], valid_w, ctx.data.item_genres, ctx.data.genre_set,
+                             ctx.data.n_items, list_len=ctx.profile.k)
+        return {k: agg[k] for k in CURVE_METRICS}
 
     curves = ValidationCurve(evaluate, cfg.eval_every)
     trainer = ListGRPOTrainer(model=str(sft_path), reward_funcs=[reward_fn], args=args, train_dataset=data,

@@ -1,5 +1,7 @@
-"""List-wise rewards R(y) for alignment (design.md §5): NDCG@K / Recall@K against the window's targets, and the RQ3
-composites R_fair = NDCG - lambda * MGU and R_div = NDCG + lambda * ILD (an undefined MGU/ILD counts as 0)."""
+"""List-wise rewards R(y) for alignment (design.md §5): NDCG@K / Recall@K against the window's targets, the RQ3
+composites R_fair = NDCG - lambda * MGU (Eq. 18) and R_div = NDCG + lambda * ILD (Eq. 19), and the fairness objective
+alone, R = -MGU ("neg_mgu", Fig. 7). An undefined MGU/ILD (no genre-bearing item in the list or the history) counts
+as 0 in every reward."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Sequence
 
 from benchmark.metrics import ild, mgu, ndcg_at_k, recall_at_k
 
-REWARDS = ("ndcg", "recall", "fair", "div")
+REWARDS = ("ndcg", "recall", "fair", "div", "neg_mgu")
 
 
 def list_reward(kind: str, items: Sequence[int], target: Sequence[int], history: Sequence[int] = (),
@@ -21,4 +23,6 @@ def list_reward(kind: str, items: Sequence[int], target: Sequence[int], history:
         return ndcg_at_k(items, target, k) - lam * (mgu(items[:k], history, item_genres, genre_set) or 0.0)
     if kind == "div":
         return ndcg_at_k(items, target, k) + lam * (ild(items[:k], item_genres) or 0.0)
+    if kind == "neg_mgu":  # no relevance term: the target is not read
+        return -(mgu(items[:k], history, item_genres, genre_set) or 0.0)
     raise ValueError(f"unknown reward {kind!r}; valid: {', '.join(REWARDS)}")

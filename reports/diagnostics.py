@@ -1,0 +1,121 @@
+"""GRPO diagnostics (what explains a BoN-family result), one row per (dataset, method, config) over seeds, for the
+records that trained with GRPO (``stats.train_log``): the test records (``grpo_<profile>``) and the tuning records of a
+validation sweep (``sweep_<profile>``, ``run --splits valid``).
+
+The columns are the method-config fields that vary among the dataset's records (e.g. τ, M, reward), validation
+NDCG@5 (mean ± sample std over seeds), and the training signals: NDCG@5 on the alignment-validation subset at the
+first and last evaluation (the ends of the Fig. 4a curve), the fraction of groups whose raw reward has zero spread
+(first 8 → last 8 steps), the fraction whose PROXY reward has zero spread (no learning signal; a static estimator
+that saturates shows up here above the raw fraction), the fraction of rollouts above their prompt's best reference
+reward (where τ acts), KL over the last 8 steps, gradient decay (mean gradient norm over the last quarter of steps /
+the first quarter), GRPO wall time, and the paired difference in validation NDCG@5 against the run with the same
+config but τ = 0 (static BoN alignment), bootstrapped over validation users.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from tabulate import tabulate
+
+from reports.common import Inputs, Output, Table, config_groups, mean_std, order_datasets, step_curve, tex_tabular
+from reports.records import paired_test
+
+EDGE = 8  # steps averaged at the start and at the end of training
+
+
+def is_grpo(record: dict[str, Any]) -> bool:
+    return bool(record.get("stats", {}).get("train_log"))
+
+
+def _fmt(xs: list, digits: int = 3) -> str:
+    xs = [x for x in xs if x is not None and np.isfinite(x)]
+    return f"{np.mean(xs):.{digits}f}" if xs else "—"
+
+
+def _log(rec: dict, key: str, part: slice = slice(None)) -> float | None:
+    xs = [h[key] for h in (rec.get("stats", {}).get("train_log") or []) if key in h][part]
+    return float(np.mean(xs)) if xs else None
+
+
+def _decay(rec: dict) -> float | None:
+    g = [h["grad_norm"] for h in (rec.get("stats", {}).get("train_log") or []) if "grad_norm" in h]
+    q = len(g) // 4
+    if q == 0 or np.mean(g[:q]) == 0:
+        return None
+    return float(np.mean(g[-q:]) / np.mean(g[:q]))
+
+
+def _vs_static(group: list[dict], twin: list[dict] | None, cache: dict, metric: str = "ndcg@5") -> str:
+    """Paired bootstrap over validation users of this row minus its τ = 0 twin (same config otherwise); each side's
+    users are pooled over seeds (a user's windows averaged, then averaged over seeds)."""
+    if not twin:
+        return "—"
+    res = paired_test(group, twin, metric, cache, "valid_predictions_file")
+    if res is None:
+        return "—"
+    return f"{res['mean']:+.4f} (p {res['p_value']:.2f})"
+
+
+def _twin(groups: dict[tuple, list[dict]], key: tuple, varied: list[str]) -> list[dict] | None:
+    """The records of the same config with τ = 0 (static BoN alignment), if there are any."""
+    if "tau" not in varied:
+        return None
+    t = varied.index("tau")
+    if float(json.loads(key[t])) == 0.0:
+        return None
+    same = [g for k, g in groups.items()
+            if float(json.loads(k[t])) == 0.0 and k[:t] + k[t + 1:-1] == key[:t] + key[t + 1:-1]]
+    return same[0] if len(same) == 1 else None
+
+
+def diagnostics_table(records: list[dict[str, Any]], title: str) -> tuple[str, str]:
+    """(Markdown, LaTeX): one row per (dataset, config, method) of GRPO-trained records, over seeds."""
+    cache: dict = {}  # per-record validation user means, shared by every row's paired test
+    rows, header_sets = [], []  # rows: [dataset, method, {varied field: value}, *cells]
+    for ds in order_datasets({r["dataset"] for r in records}):
+        varied, groups = config_groups([r for r in records if r["dataset"] == ds])
+        header_sets.append(varied)
+        for key in sorted(groups, key=lambda k: (k[-1], k[:-1])):
+            g = sorted(groups[key], key=lambda r: r["seed"])
+            curves = [c for r in g if (c := step_curve(r))]
+            curve = (f"{np.mean([c[0]['ndcg@5'] for c in curves]):.4f} → "
+                     f"{np.mean([c[-1]['ndcg@5'] for c in curves]):.4f}") if curves else "—"
+            rows.append([ds, g[0]["display_name"], {k: json.loads(v) for k, v in zip(varied, key)},
+                         ",".join(str(r["seed"]) for r in g),
+                         mean_std([r["metrics_valid"]["ndcg@5"] for r in g]), curve,
+                         f"{_fmt([_log(r, 'frac_zero_spread', slice(None, EDGE)) for r in g])} → "
+                         f"{_fmt([_log(r, 'frac_zero_spread', slice(-EDGE, None)) for r in g])}",
+                         _fmt([_log(r, "frac_zero_spread_proxy") for r in g]),
+                         _fmt([_log(r, "frac_above_ref_max") for r in g]),
+                         _fmt([_log(r, "kl", slice(-EDGE, None)) for r in g]),
+                         _fmt([_decay(r) for r in g], 2),
+                         _fmt([r["stats"].get("grpo_seconds") for r in g], 0),
+                         _vs_static(g, _twin(groups, key, varied), cache)])
+    cols = sorted({k for v in header_sets for k in v})
+    headers = ["dataset", "method", *cols, "seeds", "valid N@5", "align-valid N@5 first → last",
+               "zero-spread raw, first 8 → last 8", "zero-spread proxy", "above ref max", "KL last 8",
+               "grad decay", "GRPO s", "Δ valid N@5 vs τ = 0"]
+    body = [[r[0], r[1], *(r[2].get(c, "") for c in cols), *r[3:]] for r in rows]
+    md = title + "\n\n" + tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
+    tex = tex_tabular(headers, body)
+    return md, tex
+
+
+def render(inp: Inputs) -> list:
+    grpo = [r for r in inp.records if is_grpo(r)]
+    return [Table(*diagnostics_table(grpo, f"# GRPO diagnostics ({inp.profile} profile)"), grpo)] if grpo else []
+
+
+def render_sweep(inp: Inputs) -> list:
+    if not inp.sweeps:
+        return []
+    title = (f"# Validation sweep ({inp.profile} profile)\n\nTuning runs (`--splits valid`): the test split was not "
+             "decoded.")
+    return [Table(*diagnostics_table(inp.sweeps, title), inp.sweeps)]
+
+
+OUTPUT = Output("grpo", "GRPO diagnostics", render)
+SWEEP = Output("sweep", "Validation sweep", render_sweep, source="sweep")

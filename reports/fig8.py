@@ -1,0 +1,50 @@
+"""Figure 8: composite rewards (Eq. 18-19) with λ ∈ {0, 0.1, 0.3, 0.5, 1.0}: (a) MGU against NDCG@5 for R_fair =
+NDCG − λ·MGU, (b) ILD against NDCG@5 for R_div = NDCG + λ·ILD, each with the SFT model's point; test split, mean ±
+std over seeds in both directions. λ = 0 is R = NDCG (the plain BLADE-N run).
+
+Paper: every λ lies right of and below (a) / above (b) the SFT point (better accuracy and fairness / diversity)."""
+
+from __future__ import annotations
+
+from reports import plotting
+from reports.common import Inputs, Output, dataset_name, render_figure, series_points
+
+EXPERIMENT = "fig8"
+SFT = "SFT"
+PANELS = (("a", "mgu", "MGU (lower is better)", "R_fair"), ("b", "ild", "ILD (higher is better)", "R_div"))
+
+
+def draw(d: str, pairs):
+    fig, axes = plotting.new_figure(plotting.PAGE_WIDTH, 2)
+    for ax, (panel, metric, label, reward) in zip(axes, PANELS):
+        for series, by_x in series_points(pairs, panel).items():
+            xs = sorted(by_x, key=lambda x: -1 if x is None else x)
+            acc = [plotting.mean_std([r["metrics"]["ndcg@5"] for r in by_x[x]]) for x in xs]
+            val = [plotting.mean_std([r["metrics"][metric] for r in by_x[x]]) for x in xs]
+            kw = {"marker": "*", "markersize": 9, "linestyle": "none"} if series == SFT else {"marker": "o"}
+            ax.errorbar([m for m, _ in acc], [m for m, _ in val], xerr=[s for _, s in acc],
+                        yerr=[s for _, s in val], capsize=2, label=series if series == SFT else f"{series} ({reward})",
+                        **kw)
+            for x, (ma, _), (mv, _) in zip(xs, acc, val):
+                if x is not None:
+                    ax.annotate(f"λ={x:g}", (ma, mv), textcoords="offset points", xytext=(3, 3), fontsize=6)
+        ax.set(xlabel="test NDCG@5", ylabel=f"test {label}", title=f"({panel}) {label.split(' (')[0]} vs accuracy "
+               f"({dataset_name(d)})")
+        ax.legend()
+    return fig
+
+
+def undefined(pairs) -> str | None:
+    """MGU / ILD are None when no window of the test split had a genre-bearing list: such a run has no point."""
+    bad = sorted({rec["run_id"] for row, rec in pairs for panel, metric, _, _ in PANELS
+                  if row["panel"] == panel and rec["metrics"].get(metric) is None})
+    return f"the records {', '.join(bad)} have no test MGU/ILD (no genre-bearing list)" if bad else None
+
+
+def render(inp: Inputs) -> list:
+    return render_figure(inp, EXPERIMENT, draw, lambda d: f"Figure 8 ({dataset_name(d)}): composite rewards, λ ∈ "
+                         "{0, 0.1, 0.3, 0.5, 1.0}: (a) MGU (lower is better) and (b) ILD against NDCG@5, with the SFT "
+                         "model. Mean ± std over seeds.", "λ", check=undefined)
+
+
+OUTPUT = Output("fig8", "Figure 8: fairness and diversity rewards", render)

@@ -1,0 +1,84 @@
+"""Figure helpers shared by fig4-fig8: a paper-sized matplotlib figure (Agg, no pyplot state), seeds drawn as mean ±
+std (bands for curves, error bars for points), and atomic PNG + PDF output. Imports nothing else in ``reports/``.
+
+Sizes: one column of a two-column paper is `COLUMN_WIDTH` inches, the page `PAGE_WIDTH`; fonts are 7-8 pt, so a
+figure is readable printed at its own size. PNGs are `DPI` dpi; PDFs carry no creation date (byte-stable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from benchmark.io import atomic_write
+
+COLUMN_WIDTH = 3.3  # inches
+PAGE_WIDTH = 7.0
+HEIGHT = 2.3
+DPI = 300
+STYLE = {
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
+    "ytick.labelsize": 7, "lines.linewidth": 1.2, "lines.markersize": 4, "axes.spines.top": False,
+    "axes.spines.right": False, "legend.frameon": False, "pdf.fonttype": 42, "svg.hashsalt": "blade-bench",
+}
+BAND_ALPHA = 0.2
+
+
+@contextlib.contextmanager
+def style():
+    """Draw and save inside this: the paper-sized fonts and lines (text sizes are read when artists are made)."""
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def new_figure(width: float, ncols: int = 1, height: float = HEIGHT) -> tuple[Figure, list]:
+    """A Figure (Agg canvas, constrained layout) with `ncols` axes side by side."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """(mean, sample std over seeds); the std is 0 for a single seed."""
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def curve_band(ax, curves: list[list[dict]], metric: str, label: str, **kw):
+    """Mean over seeds of `metric` at every step all seeds evaluated, with a ± std band. Returns the mean line."""
+    steps = sorted(set.intersection(*({p["step"] for p in c if p.get(metric) is not None} for c in curves)))
+    at = [{p["step"]: p[metric] for p in c} for c in curves]
+    stats = [mean_std([a[s] for a in at]) for s in steps]
+    mean = np.array([m for m, _ in stats])
+    std = np.array([s for _, s in stats])
+    (line,) = ax.plot(steps, mean, label=label, **kw)
+    ax.fill_between(steps, mean - std, mean + std, alpha=BAND_ALPHA, color=line.get_color(), linewidth=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps
+    return line
+
+
+def errorbar(ax, xs: Sequence[float], per_x: Sequence[Sequence[float]], label: str, **kw):
+    """Mean over seeds at each x with ± std error bars; returns the container (its line holds the means)."""
+    stats = [mean_std(v) for v in per_x]
+    return ax.errorbar(list(xs), [m for m, _ in stats], yerr=[s for _, s in stats], label=label, marker="o",
+                       capsize=2, **kw)
+
+
+def save(fig: Figure, stem: Path) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.pdf`` atomically; returns both paths."""
+    out = []
+    for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=DPI, metadata=meta)
+        data = buf.getvalue()
+        out.append(atomic_write(Path(f"{stem}.{ext}"), lambda f, data=data: f.write(data)))
+    return out

@@ -1,0 +1,153 @@
+"""`python -m benchmark report`: render every output in `OUTPUTS` from the records (and experiment plans) of one
+results folder, then write ``README.md`` beside them, which embeds every table and figure with the provenance of its
+records and lists, one line each, what was not rendered and the command that makes it.
+
+Files: ``<output>_<profile>[_<suffix>].{md,tex}`` for tables (suffix ``ci``: Table 3's companion) and
+``.{png,pdf}`` for figures (suffix: the dataset). Output is deterministic (sorted records, seeded bootstrap, PDFs
+without dates), so re-rendering unchanged records changes no file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.errors import UserError
+from benchmark.experiments import get_experiment
+from benchmark.io import atomic_write_text, check_output_dir
+from reports import (
+    curves,
+    diagnostics,
+    fig4,
+    fig5,
+    fig6,
+    fig7,
+    fig8,
+    plotting,
+    sanity,
+    significance,
+    table1,
+    table2,
+    table3,
+)
+from reports.common import Figure, Inputs, Output, Skip, Table
+from reports.records import dedupe, is_sweep, load_plans, load_records
+
+# Everything `report` renders, in README order. A new output is a module with an `Output` and a line here.
+OUTPUTS: tuple[Output, ...] = (
+    table1.OUTPUT, table2.OUTPUT, table3.OUTPUT, fig4.OUTPUT, fig5.OUTPUT, fig6.OUTPUT, fig7.OUTPUT, fig8.OUTPUT,
+    significance.OUTPUT, sanity.OUTPUT, diagnostics.OUTPUT, curves.OUTPUT, diagnostics.SWEEP, curves.SWEEP,
+)
+
+
+@dataclass
+class Report:
+    """What `render_all` did: the files it wrote (sorted, README.md included) and one line per output (or dataset of
+    a figure) it skipped."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def figure_runs(plans: list[dict]) -> set[str]:
+    """The run ids that only figure experiments planned (Fig. 5's G = 2, Fig. 7's R = -MGU, ...): tables leave them
+    out, or a table row would show whichever config ran last."""
+    ids = {True: set(), False: set()}
+    for p in plans:
+        ids[get_experiment(p["experiment"]).table] |= {r["run_id"] for e in p["datasets"].values() for r in e["runs"]}
+    return ids[False] - ids[True]
+
+
+def provenance(records: list[dict]) -> str:
+    """One line: how many runs, their profile and model, seeds, creation dates and git SHAs."""
+    def values(get):
+        return sorted({str(get(r)) for r in records})
+
+    models = values(lambda r: f"{r['config']['profile']['model']}, {r['config']['profile']['item_repr']}"
+                    if isinstance(r.get("config", {}).get("profile"), dict) else "?")
+    dates = values(lambda r: str(r.get("created", "?"))[:10])
+    shas = values(lambda r: (r.get("provenance") or {}).get("git_sha", "?")[:7]
+                  + (" (dirty)" if (r.get("provenance") or {}).get("git_dirty") else ""))
+    seeds = ", ".join(map(str, sorted({r["seed"] for r in records})))
+    runs = f"{len(records)} run{'s' if len(records) != 1 else ''}"
+    return (f"{runs}; profile {', '.join(values(lambda r: r['profile']))} (model {'; '.join(models)}); seeds {seeds}; "
+            f"created {dates[0] + (' to ' + dates[-1] if len(dates) > 1 else '')}; git {', '.join(shas)}")
+
+
+def _embed(md: str) -> str:
+    """A table's Markdown under a README heading: its own title dropped, its sub-headings demoted."""
+    lines = md.splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return "\n".join("##" + ln if ln.startswith("## ") else ln for ln in lines).strip()
+
+
+def render_all(results_dir: Path, out_dir: Path, command: str = "") -> Report:
+    """Render every output for every profile found under `results_dir` into `out_dir`, then its README.md (which
+    names `command`, default ``python -m benchmark report --results-dir <results_dir> --out <out_dir>``).
+
+    Raises:
+        UserError: no records and no plans, a malformed record, plan or predictions file, or `out_dir` is a file or
+            not writable.
+    """
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir, "report --out")
+    loaded = load_records(Path(results_dir))
+    plans = load_plans(Path(results_dir))
+    if not loaded and not plans:
+        raise UserError(f"no run records under {results_dir} (expected <dataset>/<method>/<run_id>.json). Make some "
+                        "with `python -m benchmark run`, or render the committed reproduction: "
+                        "`python -m benchmark report --reference`")
+    sweeps = [r for r in loaded if is_sweep(r)]  # tuning runs: validation only, never in the test tables
+    figure_only = figure_runs(plans)
+    tests = dedupe([r for r in loaded if not is_sweep(r) and r["run_id"] not in figure_only])
+    by_id = {r["run_id"]: r for r in loaded}
+    sources = {"test": {str(r["profile"]) for r in tests} | {p["profile"] for p in plans},
+               "sweep": {str(r["profile"]) for r in sweeps}}
+    report, readme = Report(), []
+    for profile in sorted(sources["test"] | sources["sweep"]):
+        inp = Inputs(profile, [r for r in tests if str(r["profile"]) == profile],
+                     [r for r in sweeps if str(r["profile"]) == profile], by_id,
+                     {p["experiment"]: p for p in plans if p["profile"] == profile}, Path(results_dir).as_posix())
+        readme += ["", f"## {profile} profile", ""]
+        for output in OUTPUTS:
+            if profile not in sources[output.source]:
+                continue
+            with plotting.style():
+                items = output.render(inp)
+                readme += _write(output, profile, items, out_dir, report)
+    source = Path(results_dir).as_posix()
+    command = command or f"python -m benchmark report --results-dir {source} --out {out_dir.as_posix()}"
+    head = [f"# Report: {source}", "",
+            f"Rendered by `{command}` from the {len(loaded)} run records and {len(plans)} experiment plans under "
+            f"`{source}`: every number and figure below is computed from them "
+            "(regenerate, never edit). Each output names the runs it was drawn from"
+            + (f"; the {len(figure_only)} runs planned only for figures are left out of the tables." if figure_only
+               else "."), ""]
+    if report.skipped:
+        head += ["Not rendered (one line each: why, and the command that makes the missing runs):", ""]
+        head += [f"- {line}" for line in report.skipped] + [""]
+    report.written.append(atomic_write_text(out_dir / "README.md", "\n".join(head + readme).rstrip() + "\n"))
+    report.written.sort()
+    return report
+
+
+def _write(output: Output, profile: str, items: list, out_dir: Path, report: Report) -> list[str]:
+    """Write one output's pieces; returns its README lines and records its files and skip lines in `report`."""
+    lines = []
+    for item in items:
+        if isinstance(item, Skip):
+            report.skipped.append(f"{output.name} ({profile} profile): {item.reason}")
+            continue
+        stem = out_dir / "_".join(s for s in (output.name, profile, item.suffix) if s)
+        if isinstance(item, Table):
+            report.written += [atomic_write_text(stem.with_name(stem.name + ".md"), item.md),
+                               atomic_write_text(stem.with_name(stem.name + ".tex"), item.tex)]
+            lines += [f"### {item.title or output.title}", "", _embed(item.md), "",
+                      f"LaTeX: [{stem.name}.tex]({stem.name}.tex). Records: {provenance(item.records)}.", ""]
+        elif isinstance(item, Figure):
+            report.written += plotting.save(item.figure, stem)
+            lines += [f"### {output.title} ({item.suffix})", "", f"![{output.title}]({stem.name}.png)", "",
+                      f"{item.caption} PDF: [{stem.name}.pdf]({stem.name}.pdf). Records: "
+                      f"{provenance(item.records)}.", ""]
+    return lines

@@ -1,0 +1,48 @@
+"""Paired significance of the paper's ordering claims (BLADE > static BoN alignment > SFT): every non-oracle row of
+Table 1 against every row of a lower stage (SFT model < list-wise alignment < ours), on the test split."""
+
+from __future__ import annotations
+
+from reports.common import Inputs, Output, Table, by_dataset, dataset_name, signed, simple_table
+from reports.records import N_BOOT, paired_test
+from reports.table1 import table1_rows
+
+
+def _stage(r: dict) -> int | None:
+    """0 the SFT model, 1 list-wise alignment, 2 ours; None for rows that are not compared (oracles)."""
+    if r["oracle"]:
+        return None
+    return 0 if r["role"] == "sft" else {"listwise": 1, "ours": 2}.get(r["category"])
+
+
+def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[str, str, list]:
+    """(Markdown, LaTeX, rows): paired user-bootstrap tests of a − b for every compared pair (a of a higher
+    stage)."""
+    cache: dict = {}
+    body = []
+    for d, recs in by_dataset(records).items():
+        rows = [(g, _stage(g[0])) for _, g in table1_rows(recs)]
+        rows = [(g, s) for g, s in rows if s is not None]
+        for a, sa in sorted(rows, key=lambda x: -x[1]):
+            for b, sb in rows:
+                if sb >= sa:
+                    continue
+                res = paired_test(a, b, metric, cache)
+                if res is None:
+                    continue
+                body.append([dataset_name(d), f"{a[0]['display_name']} − {b[0]['display_name']}",
+                             signed(res["mean"]), f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]",
+                             f"{res['p_value']:.3f}", f"{len(a)}/{len(b)}", res["n_users"]])
+    head = ["Dataset", "Difference", "Mean", "95 % CI", "p (two-sided)", "Seeds", "Users"]
+    md, tex = simple_table(f"# Paired significance on {metric} ({profile} profile)", head, body, [
+        f"Paired bootstrap over test users ({N_BOOT} resamples; a user's windows averaged, then its value averaged "
+        "over seeds; users weighted by their window count, so the mean is the window mean shown in the tables)."])
+    return md, tex, body
+
+
+def render(inp: Inputs) -> list:
+    md, tex, body = significance(inp.records, inp.profile)
+    return [Table(md, tex, inp.records)] if body else []
+
+
+OUTPUT = Output("significance", "Paired significance of the ordering claims", render)

@@ -1,0 +1,89 @@
+"""Table 2: dataset statistics after preprocessing, copied from the records' ``data_stats`` (computed by the data
+pipeline, never typed)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from tabulate import tabulate
+
+from reports.common import (
+    MISSING,
+    Inputs,
+    Output,
+    Skip,
+    Table,
+    dataset_name,
+    esc,
+    experiment_command,
+    order_datasets,
+    tex_escape,
+    tex_notes,
+)
+from reports.records import by_created
+
+COLUMNS = (
+    ("Users", ("users",)),
+    ("Items", ("items",)),
+    ("Interactions", ("interactions",)),
+    ("SFT windows", ("windows", "sft")),
+    ("Align windows", ("windows", "align")),
+    ("Valid windows", ("windows", "valid")),
+    ("Test windows", ("windows", "test")),
+)
+NOTE = "Computed by the data pipeline and copied from the run records; windows per user-disjoint split."
+
+
+def _get(stats: dict, path: tuple[str, ...]) -> Any:
+    for k in path:
+        if not isinstance(stats, dict) or k not in stats:
+            return None
+        stats = stats[k]
+    return stats
+
+
+def table2(records: list[dict], profile: str) -> tuple[str, str]:
+    """(Markdown, LaTeX) of the profile's dataset statistics. When records of one dataset disagree (different
+    ``data_hash``), the newest record's statistics are shown and the note and a warning say so."""
+    notes, rows = [NOTE], []
+    for d in order_datasets({r["dataset"] for r in records}):
+        recs = sorted((r for r in records if r["dataset"] == d), key=by_created)
+        hashes = sorted({str(r.get("data_hash")) for r in recs})
+        if len(hashes) > 1:
+            msg = f"{d}: records disagree on the data ({len(hashes)} data hashes); showing the newest record's stats"
+            warnings.warn(msg, stacklevel=2)
+            notes.append(msg + ".")
+        stats = recs[-1].get("data_stats") or {}
+        values = [_get(stats, path) for _, path in COLUMNS]
+        rows.append((d, [f"{v:,}" if isinstance(v, int) else (str(v) if v is not None else None) for v in values]))
+
+    headers = ["Dataset"] + [c for c, _ in COLUMNS]
+    md_rows = [[esc(dataset_name(d), "md")] + [v or MISSING["md"] for v in vals] for d, vals in rows]
+    md = f"# Table 2: dataset statistics ({profile} profile)\n\n"
+    md += tabulate(md_rows, headers=headers, tablefmt="pipe", disable_numparse=True) + "\n\n"
+    md += "".join(f"> {n}\n" for n in notes)
+
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{Dataset statistics ({tex_escape(profile)} profile).}}",
+        r"\begin{tabular}{l" + "r" * len(COLUMNS) + "}",
+        r"\toprule",
+        " & ".join(headers) + r" \\",
+        r"\midrule",
+    ]
+    for d, vals in rows:
+        cells = [tex_escape(dataset_name(d))] + [(v or MISSING["tex"]).replace(",", "{,}") for v in vals]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", *tex_notes([tex_escape(n) for n in notes]), r"\end{table}"]
+    return md, "\n".join(lines) + "\n"
+
+
+def render(inp: Inputs) -> list:
+    if not inp.records:
+        return [Skip(f"no test runs. Make them with: {experiment_command(inp, 'table3')}")]
+    return [Table(*table2(inp.records, inp.profile), inp.records)]
+
+
+OUTPUT = Output("table2", "Table 2: dataset statistics", render)

@@ -1,0 +1,262 @@
+"""Table 3: overall performance, R@3 N@3 R@5 N@5 on the test split per method (rows) and dataset (column groups).
+
+The paper's layout: one number per cell (the mean over seeds of each run's window mean), the best per column in bold
+and the second underlined (compared at the printed 4 decimals; ties share the mark; oracle rows not ranked), and a
+marker on the rows of our methods (category ``ours``) where the paired test against the column's best baseline (the
+best non-oracle row outside ``ours``) is significant: † better, ‡ worse (p < 0.05). The spread goes to a companion
+table (``table3_<profile>_ci``): mean ± sample std over seeds with the 95 % user-bootstrap CI per cell, and every
+paired test behind a marker.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+from tabulate import tabulate
+
+from benchmark.metrics import HIGHER_IS_BETTER
+from reports.common import (
+    MISSING,
+    P_SIGNIFICANT,
+    Inputs,
+    Output,
+    Skip,
+    Table,
+    category_rank,
+    code,
+    dataset_name,
+    esc,
+    experiment_command,
+    num,
+    order_datasets,
+    signed,
+    tex_escape,
+    tex_notes,
+)
+from reports.records import N_BOOT, by_created, paired_test, pooled_ci, row_key, user_values
+
+COLUMNS = (("R@3", "recall@3"), ("N@3", "ndcg@3"), ("R@5", "recall@5"), ("N@5", "ndcg@5"))
+MARKS = {"better": "†", "worse": "‡"}
+
+
+@dataclass
+class Grid:
+    """Everything both tables show, computed once: rows in table order, datasets, and per (row, dataset) its
+    records, per (row, dataset, metric) its cell, per (dataset, metric) the best/second marks, per marked cell its
+    paired test."""
+
+    rows: list[dict]
+    datasets: list[str]
+    recs: dict[tuple[str, str], list[dict]]
+    cells: dict[tuple[str, str, str], dict] = field(default_factory=dict)
+    marks: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    tests: dict[tuple[str, str, str], dict] = field(default_factory=dict)
+    no_predictions: list[tuple[str, str]] = field(default_factory=list)  # (row, dataset) cells without a CI
+
+
+def _rows(records: list[dict]) -> list[dict]:
+    """One row per table row key: name, category and oracle flag from its newest record, in table order."""
+    newest = {}
+    for r in sorted(records, key=by_created):
+        newest[row_key(r)] = r
+    rows = [{"key": k, "name": r["display_name"] or k, "category": r["category"], "oracle": bool(r["oracle"])}
+            for k, r in newest.items()]
+    return sorted(rows, key=lambda x: (category_rank(x["category"]), x["name"].lower(), x["key"]))
+
+
+def _marks(cells: dict[str, dict], metric: str) -> dict[str, str]:
+    """``{row: "best" | "second"}`` at the printed precision over the non-oracle cells of one column."""
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    shown = {k: round(c["mean"], 4) for k, c in cells.items()}
+    ranked = sorted(set(shown.values()), reverse=higher)
+    return {k: ("best" if v == ranked[0] else "second") for k, v in shown.items() if v in ranked[:2]}
+
+
+def grid(records: list[dict]) -> Grid:
+    """Cells, marks and paired tests of one profile's de-duplicated test records."""
+    g = Grid(_rows(records), order_datasets({r["dataset"] for r in records}), {})
+    for r in sorted(records, key=lambda r: (r["seed"], r["run_id"])):
+        g.recs.setdefault((row_key(r), r["dataset"]), []).append(r)
+    cache: dict = {}
+    oracle = {row["key"] for row in g.rows if row["oracle"]}
+    ours = [row["key"] for row in g.rows if row["category"] == "ours" and not row["oracle"]]
+    for d in g.datasets:
+        for _, metric in COLUMNS:
+            col = {}
+            for row in g.rows:
+                recs = g.recs.get((row["key"], d), [])
+                vals = [r["metrics"].get(metric) for r in recs]
+                if recs and None not in vals:
+                    col[row["key"]] = g.cells[(row["key"], d, metric)] = {
+                        "mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+                        "ci": pooled_ci(recs, metric, cache), "seeds": [r["seed"] for r in recs]}
+            ranked = {k: c for k, c in col.items() if k not in oracle}
+            g.marks[(d, metric)] = _marks(ranked, metric) if ranked else {}
+            baselines = {k: c for k, c in ranked.items() if k not in ours}
+            if not baselines:
+                continue
+            sign = 1 if HIGHER_IS_BETTER.get(metric, True) else -1
+            best = max(baselines, key=lambda k: sign * baselines[k]["mean"])  # ties: the first row
+            for k in ours:
+                if k in col:
+                    res = paired_test(g.recs[(k, d)], g.recs[(best, d)], metric, cache)
+                    if res is not None:
+                        g.tests[(k, d, metric)] = {"baseline": best, **res}
+    g.no_predictions = sorted({(row_key(r), r["dataset"]) for r in records if user_values(r, cache) is None})
+    return g
+
+
+def _marker(test: dict | None, metric: str) -> str:
+    if test is None or test["p_value"] >= P_SIGNIFICANT:
+        return ""
+    better = (test["mean"] > 0) == HIGHER_IS_BETTER.get(metric, True)
+    return MARKS["better" if better else "worse"]
+
+
+def _main_cell(g: Grid, key: str, d: str, metric: str, fmt: str) -> str:
+    cell = g.cells.get((key, d, metric))
+    if cell is None:
+        return MISSING[fmt]
+    text, mark = num(cell["mean"]), g.marks[(d, metric)].get(key)
+    if mark == "best":
+        text = rf"\textbf{{{text}}}" if fmt == "tex" else f"**{text}**"
+    elif mark == "second":
+        text = rf"\underline{{{text}}}" if fmt == "tex" else f"<u>{text}</u>"
+    return text + esc(_marker(g.tests.get((key, d, metric)), metric), fmt)
+
+
+def _seed_note(g: Grid, names: dict[str, str], fmt: str) -> str:
+    def show(seeds: tuple) -> str:
+        return f"{', '.join(str(s) for s in seeds)} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})"
+
+    seed_sets = {k: tuple(r["seed"] for r in v) for k, v in g.recs.items()}
+    # the most frequent seed set (ties broken by the set itself, for deterministic output)
+    common = max(Counter(seed_sets.values()).items(), key=lambda kv: (kv[1], kv[0]))[0]
+    odd = [f"{esc(names[k], fmt)}/{esc(dataset_name(d), fmt)}: {show(s)}"
+           for (k, d), s in sorted(seed_sets.items()) if s != common]
+    if not odd:
+        return f"Seeds: {show(common)} per cell."
+    return f"Seeds: {show(common)} for most cells; " + "; ".join(odd) + "."
+
+
+def _main_notes(g: Grid, profile: str, fmt: str) -> list[str]:
+    names = {row["key"]: row["name"] for row in g.rows}
+    notes = [
+        esc("Test split. Cells: the mean over seeds; best per column in bold, second underlined. † / ‡: significantly "
+            f"better / worse than the column's best baseline (the best non-oracle row outside our methods), paired "
+            f"bootstrap over test users ({N_BOOT} resamples, p < {P_SIGNIFICANT:g}). Std over seeds and 95 % CIs: ",
+            fmt) + code(f"table3_{profile}_ci", fmt) + ".",
+        _seed_note(g, names, fmt),
+    ]
+    oracles = [row["key"] for row in g.rows if row["oracle"]]
+    if oracles:
+        rows = ", ".join(f"{esc(names[k], fmt)} ({code(k, fmt)})" for k in oracles)
+        notes.append(f"{rows}: selects with the test target, an oracle upper bound; not ranked.")
+    missing = []
+    for d in g.datasets:
+        absent = [esc(row["name"], fmt) for row in g.rows if (row["key"], d) not in g.recs]
+        if absent:
+            missing.append(f"{esc(dataset_name(d), fmt)}: {', '.join(absent)}")
+    notes.append("Missing: " + ("; ".join(missing) if missing else "none") + ".")
+    return notes
+
+
+def table3(records: list[dict], profile: str, g: Grid | None = None) -> tuple[str, str]:
+    """(Markdown, LaTeX) of the main table: one number per cell, marks and markers (module docstring)."""
+    g = g or grid(records)
+    body = {fmt: [[esc(row["name"], fmt)] + [_main_cell(g, row["key"], d, m, fmt) for d in g.datasets
+                                              for _, m in COLUMNS] for row in g.rows] for fmt in ("md", "tex")}
+    headers = ["Method"] + [f"{dataset_name(d)} {c}" for d in g.datasets for c, _ in COLUMNS]
+    md = f"# Table 3: overall performance ({profile} profile)\n\n"
+    md += tabulate(body["md"], headers=headers, tablefmt="pipe", disable_numparse=True) + "\n\n"
+    md += "".join(f"> {n}\n" for n in _main_notes(g, profile, "md"))
+
+    ncol = len(COLUMNS)
+    groups = " & ".join(rf"\multicolumn{{{ncol}}}{{c}}{{{tex_escape(dataset_name(d))}}}" for d in g.datasets)
+    rules = " ".join(rf"\cmidrule(lr){{{2 + i * ncol}-{1 + (i + 1) * ncol}}}" for i in range(len(g.datasets)))
+    lines = [
+        r"\begin{table*}[t]",
+        r"\centering\small\setlength{\tabcolsep}{4pt}",
+        rf"\caption{{Overall performance ({tex_escape(profile)} profile). $R@k$/$N@k$: Recall@$k$/NDCG@$k$.}}",
+        r"\begin{tabular}{l" + ("c" * ncol) * len(g.datasets) + "}",
+        r"\toprule",
+        rf"Method & {groups} \\",
+        rules,
+        " & " + " & ".join(c for _ in g.datasets for c, _ in COLUMNS) + r" \\",
+        r"\midrule",
+    ]
+    prev = None
+    for row, cells in zip(g.rows, body["tex"]):
+        if prev is not None and row["category"] != prev:
+            lines.append(r"\midrule")  # the paper separates method categories
+        prev = row["category"]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", *tex_notes(_main_notes(g, profile, "tex")), r"\end{table*}"]
+    return md, "\n".join(lines) + "\n"
+
+
+def _spread_cell(cell: dict | None, fmt: str) -> str:
+    if cell is None:
+        return MISSING[fmt]
+    text = num(cell["mean"]) + (esc(" ± ", fmt) + num(cell["std"]) if cell["std"] is not None else "")
+    if cell["ci"] is not None:
+        ci = f"[{num(cell['ci'][0])}, {num(cell['ci'][1])}]"
+        # LaTeX: the CI on a second line of the cell (\shortstack is in the LaTeX kernel)
+        text = rf"\shortstack{{{text}\\{{\scriptsize {ci}}}}}" if fmt == "tex" else f"{text} {ci}"
+    return text
+
+
+def table3_ci(records: list[dict], profile: str, g: Grid | None = None) -> tuple[str, str]:
+    """(Markdown, LaTeX) of the companion: per (dataset, method) each metric's mean ± std [95 % CI], then the paired
+    tests of our methods against the column's best baseline."""
+    g = g or grid(records)
+    names = {row["key"]: row["name"] for row in g.rows}
+    spread = {fmt: [[esc(dataset_name(d), fmt), esc(row["name"], fmt),
+                     ", ".join(str(r["seed"]) for r in g.recs[(row["key"], d)])]
+                    + [_spread_cell(g.cells.get((row["key"], d, m)), fmt) for _, m in COLUMNS]
+                    for d in g.datasets for row in g.rows if (row["key"], d) in g.recs] for fmt in ("md", "tex")}
+    tests = {fmt: [[esc(dataset_name(d), fmt), c, esc(names[k], fmt), esc(names[t["baseline"]], fmt),
+                    signed(t["mean"]), f"[{signed(t['ci_low'])}, {signed(t['ci_high'])}]", f"{t['p_value']:.3f}",
+                    esc(_marker(t, m), fmt) or MISSING[fmt]]
+                   for d in g.datasets for c, m in COLUMNS for k in names if (t := g.tests.get((k, d, m)))]
+             for fmt in ("md", "tex")}
+    h1 = ["Dataset", "Method", "Seeds", *(c for c, _ in COLUMNS)]
+    h2 = ["Dataset", "Metric", "Method", "Best baseline", "Difference", "95 % CI", "p", "Marker"]
+    notes = {fmt: [esc(f"Cells: mean ± sample std over seeds (std with ≥ 2 seeds) and the 95 % CI of a user "
+                       f"bootstrap ({N_BOOT} resamples; a user's windows averaged, then over seeds; users weighted by "
+                       "their window count). Paired tests: the same bootstrap of the difference, two-sided p.", fmt)]
+             for fmt in ("md", "tex")}
+    if g.no_predictions:
+        for fmt in notes:
+            notes[fmt].append("No predictions file (no CI, no test): " + ", ".join(
+                f"{esc(names[k], fmt)}/{esc(dataset_name(d), fmt)}" for k, d in g.no_predictions) + ".")
+    md = (f"# Table 3, companion: spread and paired tests ({profile} profile)\n\n"
+          + tabulate(spread["md"], headers=h1, tablefmt="pipe", disable_numparse=True) + "\n\n"
+          + (tabulate(tests["md"], headers=h2, tablefmt="pipe", disable_numparse=True) + "\n\n"
+             if tests["md"] else "")
+          + "".join(f"> {n}\n" for n in notes["md"]))
+    lines = [r"\begin{table*}[t]", r"\centering\small\setlength{\tabcolsep}{4pt}",
+             rf"\caption{{Overall performance ({tex_escape(profile)} profile): spread over seeds, 95\% CIs and "
+             r"paired tests.}", r"\begin{tabular}{lll" + "c" * len(COLUMNS) + "}", r"\toprule",
+             " & ".join(h1) + r" \\", r"\midrule", *(" & ".join(r) + r" \\" for r in spread["tex"]),
+             r"\bottomrule", r"\end{tabular}"]
+    if tests["tex"]:
+        lines += [r"\par\medskip", r"\begin{tabular}{lllllllc}", r"\toprule",
+                  " & ".join(esc(h, "tex") for h in h2) + r" \\", r"\midrule",
+                  *(" & ".join(r) + r" \\" for r in tests["tex"]), r"\bottomrule", r"\end{tabular}"]
+    lines += [*tex_notes(notes["tex"]), r"\end{table*}"]
+    return md, "\n".join(lines) + "\n"
+
+
+def render(inp: Inputs) -> list:
+    if not inp.records:
+        return [Skip(f"no test runs. Make them with: {experiment_command(inp, 'table3')}")]
+    g = grid(inp.records)
+    return [Table(*table3(inp.records, inp.profile, g), inp.records),
+            Table(*table3_ci(inp.records, inp.profile, g), inp.records, suffix="ci",
+                  title="Table 3, companion: spread over seeds, CIs and paired tests")]
+
+
+OUTPUT = Output("table3", "Table 3: overall performance", render)

@@ -1,0 +1,76 @@
+"""Expand a named experiment (benchmark/experiments.py) into run specs and its plan (the runs each output needs).
+
+Every point goes through the ordinary `plan`, so its runs are ordinary runs: ids hash the resolved configs, finished
+runs are skipped, and a run two points share is planned once. The user's ``--set`` overrides apply to every point
+(a bare key shared by several of the experiment's methods must be qualified, as for `run --methods`); a key that a
+point itself sets cannot be overridden (it is what the experiment varies or fixes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+from benchmark.config import Profile
+from benchmark.data import Dataset
+from benchmark.errors import UserError
+from benchmark.experiments import Experiment, Point, components, run_command
+from runners.plan import RunSpec, parse_methods, plan, split_sets
+
+
+def _point_sets(exp: Experiment, point: Point, methods: list[str], user: dict[str, dict[str, str]]) -> dict:
+    """The point's own sets (qualified by its method) and the user's sets of its methods."""
+    own = {k: v for k, v in point.sets}
+    out = {f"{point.method}.{k}": v for k, v in own.items()}
+    for m in methods:
+        for k, v in user[m].items():
+            if k in own:
+                raise UserError(f"--set {m}.{k}={v}: experiment {exp.name} sets {k} itself ({k}={own[k]} for "
+                                f"{point.series or m}); run the methods directly to change it")
+            out[f"{m}.{k}"] = v
+    return out
+
+
+def expand(names: str, datasets: list[Dataset], profile: Profile, seeds: list[int] | None,
+           overrides: dict[str, str], results_dir: str | None = None) -> tuple[list[RunSpec], list[dict]]:
+    """The run specs of experiment `names` (each finished run is skipped later by `execute`) and one plan per
+    component experiment (``paper`` has several).
+
+    Args:
+        names: an experiment name (``fig5``, ``paper``, ...).
+        datasets: the loaded datasets (the experiment's defaults unless the user chose).
+        profile: the profile before ``--set``.
+        seeds: the user's seeds, or None for each experiment's default seeds.
+        overrides: the user's ``--set`` items (``method.key`` or bare).
+        results_dir: where the records go (named in the plan's command when it is not the default).
+
+    Returns:
+        (specs without duplicates, datasets outermost; plans as `results.record.write_plan` stores them).
+    """
+    parts = components(names)
+    methods_of = {p.method: parse_methods(p.method) for e in parts for p in e.points}  # "all" -> every method
+    every = list(dict.fromkeys(m for ms in methods_of.values() for m in ms))
+    resolved, user = split_sets(overrides, profile, every)  # validates every key once, against all the methods
+    profile_sets = {k: v for k, v in overrides.items() if k in {f.name for f in dataclasses.fields(profile)}}
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    specs: dict[str, RunSpec] = {}
+    plans = []
+    for exp in parts:
+        exp_seeds = list(seeds) if seeds else list(exp.seeds)
+        rows = []
+        for point in exp.points:
+            sets = {**profile_sets, **_point_sets(exp, point, methods_of[point.method], user)}
+            for spec in plan(methods_of[point.method], datasets, profile, exp_seeds, sets):
+                specs.setdefault(spec.run_id, spec)
+                rows.append({"run_id": spec.run_id, "method": spec.method, "dataset": spec.dataset,
+                             "seed": spec.seed, "panel": point.panel, "series": point.series, "x": point.x})
+        plans.append({
+            "experiment": exp.name, "output": exp.output, "profile": resolved.name,
+            "datasets": {d.name: {"command": run_command(exp.name, resolved.name, [d.name], exp_seeds, overrides,
+                                                         results_dir),
+                                  "created": created, "runs": [r for r in rows if r["dataset"] == d.name]}
+                         for d in datasets},
+        })
+    order = {d.name: i for i, d in enumerate(datasets)}
+    return sorted(specs.values(), key=lambda s: order[s.dataset]), plans
+

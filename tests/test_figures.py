@@ -1,0 +1,186 @@
+"""Figures 4-8 from fixture records and plans built from the real experiment specs: each renders (PNG + PDF) and holds
+the expected series, read back from the matplotlib objects; missing runs skip a figure with one line."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.container import BarContainer
+
+from benchmark.experiments import EXPERIMENTS, GROUP_SIZES, LAMBDAS, TAUS
+from reports import fig4, fig5, fig6, fig7, fig8, render_all
+from reports.common import Inputs, planned_runs
+from reports.records import load_plans, load_records
+from results.record import write_plan
+
+SEEDS = (0, 1)
+STEPS = (0, 16, 32)
+
+
+def value(row: dict, seed: int, metric: str) -> float:
+    """A fixture metric: distinct per series, x and seed (seed 1 is 0.01 above seed 0)."""
+    base = {"recall@5": 0.10, "ndcg@5": 0.20, "mgu": 0.30, "ild": 0.40}[metric]
+    series = {"No Prior": -0.05, "SFT": -0.08, "τ = 0 (static)": -0.02}.get(row["series"], 0.0)
+    x = row["x"] or 0.0
+    return base + series + 0.001 * x + 0.01 * seed
+
+
+def write(root: Path, name: str, profile: str = "cpu", datasets=("cds",), skip: set | None = None) -> dict:
+    """The plan of experiment `name` (as `run --experiment` writes it) and a record per planned run, except the
+    (series, x, seed) in `skip` on the first dataset. Points of one method and config share their runs, as in a real
+    plan. Returns the plan."""
+    exp = EXPERIMENTS[name]
+    plan = {"experiment": name, "output": exp.output, "profile": profile, "datasets": {}}
+    for d in datasets:
+        rows = []
+        config_index = {}
+        for p in exp.points:
+            i = config_index.setdefault((p.method, p.sets), len(config_index))
+            for seed in SEEDS:
+                row = {"run_id": f"{name}-{d}-{i}-{seed}", "method": p.method, "dataset": d, "seed": seed,
+                       "panel": p.panel, "series": p.series, "x": p.x}
+                rows.append(row)
+                if d == datasets[0] and (p.series, p.x, seed) in (skip or set()):
+                    continue
+                metrics = {m: value(row, seed, m) for m in ("recall@5", "ndcg@5", "mgu", "ild")}
+                curve = [{"step": s, **{m: v + s / 1000 for m, v in metrics.items()}} for s in STEPS]
+                rec = {"run_id": row["run_id"], "method": p.method, "display_name": p.method, "category": "ours",
+                       "dataset": d, "profile": profile, "seed": seed, "metrics": metrics, "curve": curve,
+                       "config": {"method": dict(p.sets)}, "oracle": False, "role": "",
+                       "timings": {"fit_s": 1.0, "recommend_s": 1.0}, "created": "2026"}
+                path = root / d / p.method / f"{row['run_id']}.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(rec))
+        plan["datasets"][d] = {"command": f"python -m benchmark run --experiment {name} --datasets {d}",
+                               "created": "2026", "runs": rows}
+    write_plan(root, plan)
+    return plan
+
+
+def pairs_of(root: Path, name: str, dataset: str = "cds"):
+    recs = load_records(root)
+    inp = Inputs("cpu", recs, [], {r["run_id"]: r for r in recs}, {p["experiment"]: p for p in load_plans(root)})
+    return dict(x for x in planned_runs(inp, name) if isinstance(x, tuple))[dataset]
+
+
+def data(line) -> tuple[np.ndarray, np.ndarray]:
+    """A line's (x, y) as floats (errorbar keeps object arrays)."""
+    return np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+
+
+def mean(row_like: dict, metric: str) -> float:
+    return float(np.mean([value(row_like, s, metric) for s in SEEDS]))
+
+
+def test_fig4_curves_and_tau_sensitivity(tmp_path):
+    write(tmp_path, "fig4")
+    fig = fig4.draw("cds", pairs_of(tmp_path, "fig4"))
+    a, b = fig.axes
+    lines = {ln.get_label(): ln for ln in a.get_lines()}
+    assert set(lines) == {"τ = 0 (static)", "τ = 0.3 (BLADE)"}
+    x, y = data(lines["τ = 0 (static)"])
+    assert list(x) == list(STEPS)
+    static = mean({"series": "τ = 0 (static)", "x": None}, "recall@5")
+    np.testing.assert_allclose(y, [static + s / 1000 for s in STEPS])
+    assert len(a.collections) == 2  # one ± std band per series
+    x, y = data(b.get_lines()[0])
+    assert list(x) == list(TAUS)
+    np.testing.assert_allclose(y, [mean({"series": "BLADE-N", "x": t}, "recall@5") for t in TAUS])
+    assert a.get_ylabel() == "align-valid Recall@5" and b.get_xlabel() == "τ"
+
+
+def test_fig5_metrics_against_group_size(tmp_path):
+    write(tmp_path, "fig5")
+    fig = fig5.draw("cds", pairs_of(tmp_path, "fig5"))
+    for ax, metric in zip(fig.axes, ("ndcg@5", "recall@5")):
+        x, y = data(ax.get_lines()[0])
+        assert list(x) == list(GROUP_SIZES)
+        np.testing.assert_allclose(y, [mean({"series": "BLADE-N", "x": g}, metric) for g in GROUP_SIZES])
+        assert ax.get_xscale() == "log"
+
+
+def test_fig6_bars_and_relative_improvement(tmp_path):
+    write(tmp_path, "fig6")
+    fig = fig6.draw("cds", pairs_of(tmp_path, "fig6"))
+    ax, twin = fig.axes
+    blade, no_prior = [c for c in ax.containers if isinstance(c, BarContainer)]  # in legend order
+    want_b = [mean({"series": "BLADE", "x": g}, "recall@5") for g in GROUP_SIZES]
+    want_n = [mean({"series": "No Prior", "x": g}, "recall@5") for g in GROUP_SIZES]
+    np.testing.assert_allclose([p.get_height() for p in blade.patches], want_b)
+    np.testing.assert_allclose([p.get_height() for p in no_prior.patches], want_n)
+    gain = twin.get_lines()[0]
+    np.testing.assert_allclose(data(gain)[1], [100 * (b - n) / n for b, n in zip(want_b, want_n)])
+    assert twin.get_ylabel() == "relative improvement (%)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(g) for g in GROUP_SIZES]
+    assert fig.get_size_inches()[0] == pytest.approx(3.3)  # one column
+
+
+def test_fig7_recall_and_mgu_against_step(tmp_path):
+    write(tmp_path, "fig7")
+    fig = fig7.draw("cds", pairs_of(tmp_path, "fig7"))
+    for ax, metric in zip(fig.axes, ("recall@5", "mgu")):
+        x, y = data(ax.get_lines()[0])
+        assert list(x) == list(STEPS)
+        np.testing.assert_allclose(y, [mean({"series": "R = −MGU", "x": None}, metric) + s / 1000 for s in STEPS])
+    assert "lower is better" in fig.axes[1].get_ylabel()
+
+
+def test_fig8_tradeoffs_with_the_sft_point(tmp_path):
+    write(tmp_path, "fig8")
+    fig = fig8.draw("cds", pairs_of(tmp_path, "fig8"))
+    for ax, metric in zip(fig.axes, ("mgu", "ild")):
+        sft = next(ln for ln in ax.get_lines() if ln.get_marker() == "*")
+        np.testing.assert_allclose(data(sft), [[mean({"series": "SFT", "x": None}, "ndcg@5")],
+                                               [mean({"series": "SFT", "x": None}, metric)]])
+        blade = next(ln for ln in ax.get_lines() if ln.get_marker() == "o")
+        np.testing.assert_allclose(data(blade), [[mean({"series": "BLADE-N", "x": lam}, "ndcg@5") for lam in LAMBDAS],
+                                                 [mean({"series": "BLADE-N", "x": lam}, metric) for lam in LAMBDAS]])
+        assert [t.get_text() for t in ax.texts] == [f"λ={lam:g}" for lam in LAMBDAS]
+    assert fig.axes[0].get_ylabel() == "test MGU (lower is better)"
+
+
+def test_report_renders_every_figure_as_png_and_pdf(tmp_path):
+    for name in ("fig4", "fig5", "fig6", "fig7", "fig8"):
+        write(tmp_path / "res", name)
+    report = render_all(tmp_path / "res", tmp_path / "out")
+    names = {p.name for p in report.written}
+    for name in ("fig4", "fig5", "fig6", "fig7", "fig8"):
+        assert {f"{name}_cpu_cds.png", f"{name}_cpu_cds.pdf"} <= names
+        assert (tmp_path / "out" / f"{name}_cpu_cds.png").read_bytes()[:4] == b"\x89PNG"
+    assert [x.split(" ")[0] for x in report.skipped] == ["table1", "table2", "table3"]  # figure runs: no table rows
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "![Figure 6: the static prior at small G](fig6_cpu_cds.png)" in readme
+    fig6_part = readme.split("fig6_cpu_cds.png)")[1]
+    assert re.search(r"Records: 16 runs; profile cpu .*; seeds 0, 1;", fig6_part)  # fig6: 8 points x 2 seeds
+
+
+def test_missing_runs_skip_the_figure_with_one_line(tmp_path):
+    write(tmp_path / "res", "fig5", skip={("BLADE-N", 8, 1)})
+    write(tmp_path / "res", "fig6", datasets=("cds", "steam"), skip={("No Prior", 2, 0), ("No Prior", 2, 1)})
+    report = render_all(tmp_path / "res", tmp_path / "out")
+    names = {p.name for p in report.written}
+    assert not any(n.startswith("fig5_") for n in names)  # never drawn from partial data
+    skipped = {line.split(" ")[0]: line for line in report.skipped}
+    assert skipped["fig5"] == ("fig5 (cpu profile): CDs: 1 of 8 runs missing: BLADE-N, G = 8 (seed 1). Make them "
+                               "with: python -m benchmark run --experiment fig5 --datasets cds")
+    assert skipped["fig4"].startswith("fig4 (cpu profile): no runs planned for the cpu profile. Make them with: "
+                                      "python -m benchmark run --experiment fig4 --profile cpu")
+    # fig6: Steam complete is drawn, CDs is skipped
+    assert "fig6_cpu_steam.png" in names and "fig6_cpu_cds.png" not in names
+    assert skipped["fig6"].startswith("fig6 (cpu profile): CDs: 2 of 16 runs missing: No Prior, G = 2 (seeds 0, 1).")
+
+
+def test_records_without_the_curve_metric_are_named(tmp_path):
+    write(tmp_path / "res", "fig7")
+    for path in (tmp_path / "res").glob("cds/*/*.json"):
+        rec = json.loads(path.read_text())
+        rec["curve"] = [{k: v for k, v in p.items() if k != "mgu"} for p in rec["curve"]]
+        path.write_text(json.dumps(rec))
+    report = render_all(tmp_path / "res", tmp_path / "out")
+    assert [x for x in report.skipped if x.startswith("fig7")] == [
+        "fig7 (cpu profile): CDs: the records fig7-cds-0-0, fig7-cds-0-1 carry no training curve of recall@5, mgu "
+        "(recorded before the curve logged it, or eval_every = 0); delete them and run the experiment again"]
