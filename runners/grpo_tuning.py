@@ -37,11 +37,12 @@ SETTINGS: dict[str, dict[str, str]] = {
 RESULTS = Path("results/grpo_tuning")
 
 
-def run(datasets: list[str], settings: list[str], seeds: list[int]) -> None:
+def run(datasets: list[str], settings: list[str], seeds: list[int], profile_name: str = "cpu",
+        results: Path = RESULTS) -> None:
     from runners.execute import execute
     from runners.plan import plan
 
-    profile = get_profile("cpu")
+    profile = get_profile(profile_name)
     for name in datasets:
         ds = load_dataset(name, data_dir())
         specs = plan(["bigrec"], [ds], profile, [0], {}, splits=("valid",))
@@ -49,7 +50,7 @@ def run(datasets: list[str], settings: list[str], seeds: list[int]) -> None:
             for m in METHODS:  # one method per plan: a bare key (lr) is then unambiguous
                 specs += plan([m], [ds], profile, seeds, dict(SETTINGS[s]), splits=("valid",))
         for spec in specs:
-            execute(spec, RESULTS, cache_dir())
+            execute(spec, results, cache_dir())
 
 
 def _setting(rec: dict) -> str:
@@ -60,7 +61,7 @@ def _setting(rec: dict) -> str:
 
     cfg = rec["config"]["method"]
     return next((name for name, sets in SETTINGS.items()
-                 if json.loads(json.dumps(asdict(resolve_configs(rec["method"], get_profile("cpu"), dict(sets))[0])))
+                 if json.loads(json.dumps(asdict(resolve_configs(rec["method"], get_profile(rec["profile"]), dict(sets))[0])))
                  == cfg), "?")
 
 
@@ -70,12 +71,12 @@ def _quarters(log: list[dict], key: str) -> tuple[float, float]:
     return statistics.mean(xs[:q]), statistics.mean(xs[-q:])
 
 
-def table(datasets: list[str]) -> str:
+def table(datasets: list[str], results: Path = RESULTS) -> str:
     rows = ["| dataset | setting | method | seeds | valid NDCG@5 | − SFT [95 % CI] p | KL median / max "
             "| zero spread raw / proxy | above ref max first → last ¼ | align-valid peak step |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for name in datasets:
-        recs = [{**json.loads(p.read_text()), "_path": str(p)} for p in sorted((RESULTS / name).glob("*/*.json"))]
+        recs = [{**json.loads(p.read_text()), "_path": str(p)} for p in sorted((results / name).glob("*/*.json"))]
         sft = next((r for r in recs if r["method"] == "bigrec"), None)
         base = valid_user_means(sft) if sft else None
         if sft:
@@ -99,7 +100,7 @@ def table(datasets: list[str]) -> str:
             zp = statistics.mean(h["frac_zero_spread_proxy"] for lg in logs for h in lg
                                  if "frac_zero_spread_proxy" in h)
             above = [_quarters(lg, "frac_above_ref_max") for lg in logs]
-            curves = [{c["step"]: c["ndcg@5"] for c in r["stats"]["valid_curve"]} for r in rs]
+            curves = [{c["step"]: c["ndcg@5"] for c in r["curve"]} for r in rs]
             steps = sorted(set.intersection(*(set(c) for c in curves)))
             mean_curve = {s: statistics.mean(c[s] for c in curves) for s in steps}
             peak = max(steps, key=lambda s: mean_curve[s])
@@ -116,12 +117,14 @@ def main() -> None:
     p.add_argument("--datasets", default="steam,cds,goodreads")
     p.add_argument("--settings", default="G0,G1")
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--profile", default="cpu", help="smoke: a quick check of this runner")
+    p.add_argument("--results-dir", default=str(RESULTS))
     p.add_argument("--table", action="store_true", help="only print the table of the finished records")
     a = p.parse_args()
     names = a.datasets.split(",")
     if not a.table:
-        run(names, a.settings.split(","), [int(s) for s in a.seeds.split(",")])
-    print(table(names))
+        run(names, a.settings.split(","), [int(s) for s in a.seeds.split(",")], a.profile, Path(a.results_dir))
+    print(table(names, Path(a.results_dir)))
 
 
 if __name__ == "__main__":
