@@ -125,6 +125,7 @@ PROFILE_RULES: dict[str, Rule] = {
     "sft_max_epochs": above(0.0),
     "sft_max_time_s": above(0.0, allow_inf=True),
     "max_sft_windows": optional(at_least(1)),
+    "sft_min_target": optional(at_least(1)),
     "max_eval_windows": optional(at_least(1)),
     "align_source": one_of("align", "train"),
     "sft_select": one_of(*SFT_SELECT),
@@ -165,6 +166,9 @@ class Profile:
         greedy constrained lists (the ranking quality the model is used for); both stop after `sft_patience`
         evaluations without improvement. "last": train all epochs, keep the last checkpoint (the paper).
     sft_label_smoothing: label smoothing of the SFT cross-entropy (0: none).
+    sft_min_target: None: SFT trains on the task's windows (targets of min_target items). A smaller value also
+        trains on the windows whose target is shorter (sequence ends; users with fewer than history + min_target
+        interactions), the data SASRec trains on (`benchmark.data.sft_windows`). Evaluation is unchanged.
     sft_completion_only: the loss on the completion (target list) only; False also trains on the prompt tokens
         (BIGRec upstream's train_on_inputs=True).
     sft_eval_every (steps), sft_patience (evaluations), sft_eval_windows (size of the fixed validation subset).
@@ -203,6 +207,7 @@ class Profile:
     sft_max_epochs: float = 3.0
     sft_select: str = "loss"
     sft_label_smoothing: float = 0.0
+    sft_min_target: int | None = None
     sft_completion_only: bool = True
     sft_eval_every: int = 50
     sft_patience: int = 6

@@ -26,6 +26,7 @@ import math
 import random
 import zlib
 from collections import Counter
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -80,6 +81,7 @@ class Dataset:
     config: DataConfig = field(default_factory=DataConfig)
     sequences: dict[str, list[list[int]]] = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
+    sequence_users: dict[str, list[str]] = field(default_factory=dict)  # the user of each sequence (user splits)
 
     @property
     def n_items(self) -> int:
@@ -320,6 +322,7 @@ def _load_interactions(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
         groups = {s: order[bounds[j]:bounds[j + 1]] for j, s in enumerate(SPLITS)}
         splits = {s: [w for u in groups[s] for w in _user_windows(u, int_seqs[u], cfg)] for s in SPLITS}
         sequences = {s: [int_seqs[u] for u in groups[s]] for s in SPLITS}
+        sequence_users = {s: list(groups[s]) for s in SPLITS}
     else:  # temporal: a window belongs to the split its first target's timestamp falls in
         ts_all = sorted(t for s in seqs.values() for t, _ in s)
         cuts = [ts_all[min(len(ts_all) - 1, round(sum(cfg.split_fracs[:j]) * len(ts_all)))] for j in range(1, 4)]
@@ -331,6 +334,7 @@ def _load_interactions(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
                 splits[SPLITS[sum(t0 >= c for c in cuts)]].append(w)
         sequences = {s: [list(w.history + w.target) for w in splits[s]] for s in SPLITS}
         groups = {s: sorted({w.user for w in splits[s]}) for s in SPLITS}
+        sequence_users = {}  # sequences are rebuilt from the windows: no shorter-target windows (sft_windows)
 
     genre_set = cfg.genres or tuple(sorted({g for it in items for g in it.genres}))
     stats = {
@@ -344,7 +348,7 @@ def _load_interactions(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
         "genres": len(genre_set), "items_with_genres": sum(1 for it in items if it.genres),
     }
     return Dataset(name, "interactions", items, genre_set, splits, _file_hash([d / "items.jsonl", path], cfg), cfg,
-                   sequences, stats)
+                   sequences, stats, sequence_users)
 
 
 def _load_samples(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
@@ -390,12 +394,23 @@ def cap_windows(windows: list[Window], cap: int | None, seed: int = 0) -> list[W
 ALIGN_SOURCES = ("align", "train")
 
 
-def sft_windows(ds: Dataset, align_source: str = "align") -> list[Window]:
+def sft_windows(ds: Dataset, align_source: str = "align", min_target: int | None = None) -> list[Window]:
     """The windows SFT trains on: the sft users' (align_source "align", leak-free alignment prompts), or every
-    training user's, sft + align (align_source "train": the paper, §4.1.4, SFTs "on the full dataset")."""
+    training user's, sft + align (align_source "train": the paper, §4.1.4, SFTs "on the full dataset").
+
+    `min_target` (the profile's ``sft_min_target``) below the task's `min_target` also keeps the training windows
+    whose target is shorter (the end of each sequence), so the users with fewer than history + min_target
+    interactions (two thirds of steam's and CDs' users under 10 -> 10) are trained on too, as SASRec trains on every
+    sft user's sequence. Evaluation and alignment windows are unchanged. Only user-split interactions datasets keep
+    their users' sequences; for the others (Goodreads' samples: L = 1 already) the task's windows are returned."""
     if align_source not in ALIGN_SOURCES:
         raise UserError(f"align_source {align_source!r} unknown. Valid: {', '.join(ALIGN_SOURCES)}")
-    return ds.splits["sft"] + (ds.splits["align"] if align_source == "train" else [])
+    groups = ["sft"] + (["align"] if align_source == "train" else [])
+    if min_target is None or min_target >= ds.config.min_target or not ds.sequence_users:
+        return [w for g in groups for w in ds.splits[g]]
+    cfg = dataclasses.replace(ds.config, min_target=min_target)
+    return [w for g in groups for u, seq in zip(ds.sequence_users[g], ds.sequences[g])
+            for w in _user_windows(u, seq, cfg)]
 
 
 def alignment_pool(ds: Dataset, align_source: str = "align") -> list[Window]:

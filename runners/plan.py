@@ -141,7 +141,7 @@ def stages(spec: RunSpec, n_processes: int = 1) -> list[str]:
     cls, p, c, ds = get_method(spec.method), spec.profile, spec.config, spec.data
     out = []
     if cls.uses_sft:
-        n = len(cap_windows(sft_windows(ds, p.align_source), p.max_sft_windows))
+        n = len(cap_windows(sft_windows(ds, p.align_source, p.sft_min_target), p.max_sft_windows))
         per_epoch = math.ceil(n / (p.sft_batch * n_processes))
         steps = math.ceil(per_epoch * p.sft_max_epochs)
         stop = (f"{steps:,} steps, last checkpoint" if p.sft_select == "last" else

@@ -39,6 +39,9 @@ ATTEMPTS: dict[str, dict[str, str]] = {
     # intermediate 1056 gives its 2-matrix MLP the parameters of Llama's 3-matrix 704 (3.35 M in all on steam)
     "A10": {**_H, "arch": "gpt_neox", "intermediate": "1056", "hidden_dropout": "0.2"},
     "A11": {**_H, "arch": "gpt_neox", "intermediate": "1056", "hidden_dropout": "0.5"},
+    # the training users SFT never saw: windows with shorter targets (what SASRec trains on; 313 -> 920 steam users)
+    "A12": {**_H, "sft_min_target": "1"},
+    "A13": {**_H, "sft_min_target": "1", "sft_lr": "1e-4"},
 }
 RESULTS = Path("results/sft_tuning")
 

@@ -84,6 +84,23 @@ def test_min_target_keeps_the_shorter_end_of_sequence_windows_only_when_asked(da
         load_dataset("steam", data_dir, dataclasses.replace(steam.config, min_target=11))
 
 
+def test_sft_min_target_adds_the_shorter_training_windows_of_the_sft_users_only(data_dir, steam):
+    """Profile.sft_min_target: SFT also trains on the windows a dataset built with that min_target would hold, for
+    the training users only; evaluation windows are the task's."""
+    short = load_dataset("steam", data_dir, dataclasses.replace(steam.config, min_target=1))
+    for source, groups in (("align", ["sft"]), ("train", ["sft", "align"])):
+        got = sft_windows(steam, source, min_target=1)
+        assert got == [w for g in groups for w in short.splits[g]]  # the same windows, in the same order
+        assert set(sft_windows(steam, source)) < set(got)
+    got = sft_windows(steam, "align", min_target=1)
+    assert {len(w.target) for w in got} == set(range(1, 11))
+    assert {w.user for w in got} <= set(steam.sequence_users["sft"])
+    assert len(got) == sum(max(0, len(seq) - 10) for seq in steam.sequences["sft"])  # every next item is a target
+    assert sft_windows(steam, "align", min_target=10) == steam.splits["sft"]  # the task's own min_target: unchanged
+    goodreads = load_dataset("goodreads", data_dir)  # samples: already L = 1, nothing to add
+    assert sft_windows(goodreads, "align", min_target=1) == goodreads.splits["sft"]
+
+
 def test_paper_alignment_source_draws_from_the_sft_training_windows(steam):
     train = sft_windows(steam, "train")
     assert train == steam.splits["sft"] + steam.splits["align"] and sft_windows(steam) == steam.splits["sft"]

@@ -114,7 +114,8 @@ def _train_sft(ds: Dataset, profile, cache_dir: Path, log, root: Path, final: Pa
 
     select = profile.sft_select  # validated with the profile (benchmark.config.SFT_SELECT)
     tok = get_tokenizer(ds, profile, cache_dir)
-    train_w = cap_windows(sft_windows(ds, profile.align_source), profile.max_sft_windows, SFT_SEED)
+    train_w = cap_windows(sft_windows(ds, profile.align_source, profile.sft_min_target), profile.max_sft_windows,
+                          SFT_SEED)
     eval_w = cap_windows(ds.splits["valid"], profile.sft_eval_windows, SFT_SEED)
     train = HFDataset.from_dict(prompt_completion(ds, train_w, profile, tok))
     evals = HFDataset.from_dict(prompt_completion(ds, eval_w, profile, tok))
