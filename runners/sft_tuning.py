@@ -42,6 +42,9 @@ ATTEMPTS: dict[str, dict[str, str]] = {
     # the training users SFT never saw: windows with shorter targets (what SASRec trains on; 313 -> 920 steam users)
     "A12": {**_H, "sft_min_target": "1"},
     "A13": {**_H, "sft_min_target": "1", "sft_lr": "1e-4"},
+    # the cosine schedule over 2 epochs instead of 20 (the peak comes within 1-2 epochs: anneal before it)
+    "A14": {**_H, "sft_min_target": "1", "sft_max_epochs": "2"},
+    "A15": {**_H, "sft_min_target": "1", "arch": "gpt_neox", "intermediate": "1056", "hidden_dropout": "0.2"},
 }
 RESULTS = Path("results/sft_tuning")
 
