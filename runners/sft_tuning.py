@@ -45,6 +45,9 @@ ATTEMPTS: dict[str, dict[str, str]] = {
     # the cosine schedule over 2 epochs instead of 20 (the peak comes within 1-2 epochs: anneal before it)
     "A14": {**_H, "sft_min_target": "1", "sft_max_epochs": "2"},
     "A15": {**_H, "sft_min_target": "1", "arch": "gpt_neox", "intermediate": "1056", "hidden_dropout": "0.2"},
+    # SASRec's shape in the LLM (d 64, 2 blocks, 1 head, dropout 0.5, lr 1e-3): is the gap the model or the format?
+    "A16": {**_H, "sft_min_target": "1", "arch": "gpt_neox", "hidden": "64", "layers": "2", "heads": "1",
+            "intermediate": "256", "hidden_dropout": "0.5", "attention_dropout": "0.5", "sft_lr": "1e-3"},
 }
 RESULTS = Path("results/sft_tuning")
 
