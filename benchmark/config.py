@@ -107,6 +107,7 @@ def check_seeds(seeds) -> list[int]:
 
 
 SFT_SELECT = ("loss", "ndcg", "last")  # how SFT picks its checkpoint (Profile.sft_select)
+SFT_STOP = ("select", "loss")  # what SFT's early stopping watches (Profile.sft_stop)
 ARCHS = ("llama", "gpt_neox")  # the from-scratch architecture (Profile.arch)
 
 PROFILE_RULES: dict[str, Rule] = {
@@ -129,6 +130,7 @@ PROFILE_RULES: dict[str, Rule] = {
     "max_eval_windows": optional(at_least(1)),
     "align_source": one_of("align", "train"),
     "sft_select": one_of(*SFT_SELECT),
+    "sft_stop": one_of(*SFT_STOP),
     "sft_label_smoothing": in_range(0.0, 1.0, hi_open=True),
 }
 
@@ -163,8 +165,11 @@ class Profile:
         ("cosine_with_min_lr" decays to 0.1 x lr; any other name is a transformers scheduler, e.g. "linear").
     sft_max_epochs: the number of epochs (an upper bound unless sft_select is "last").
     sft_select: which checkpoint SFT keeps. "loss": the best validation loss; "ndcg": the best validation NDCG@5 of
-        greedy constrained lists (the ranking quality the model is used for); both stop after `sft_patience`
-        evaluations without improvement. "last": train all epochs, keep the last checkpoint (the paper).
+        greedy constrained lists (the ranking quality the model is used for); both stop early (`sft_stop`). "last":
+        train all epochs, keep the last checkpoint (the paper).
+    sft_stop: what early stopping watches, `sft_patience` evaluations without improvement: "select" (the selection
+        metric) or "loss" (the validation loss: smooth where NDCG@5 on a few hundred windows is noisy, so a slow
+        riser such as Goodreads is not stopped at a flat stretch, while the checkpoint is still chosen by NDCG@5).
     sft_label_smoothing: label smoothing of the SFT cross-entropy (0: none).
     sft_min_target: None: SFT trains on the task's windows (targets of min_target items). A smaller value also
         trains on the windows whose target is shorter (sequence ends; users with fewer than history + min_target
@@ -206,6 +211,7 @@ class Profile:
     sft_scheduler: str = "cosine_with_min_lr"
     sft_max_epochs: float = 3.0
     sft_select: str = "loss"
+    sft_stop: str = "select"
     sft_label_smoothing: float = 0.0
     sft_min_target: int | None = None
     sft_completion_only: bool = True

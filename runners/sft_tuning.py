@@ -48,6 +48,10 @@ ATTEMPTS: dict[str, dict[str, str]] = {
     # SASRec's shape in the LLM (d 64, 2 blocks, 1 head, dropout 0.5, lr 1e-3): is the gap the model or the format?
     "A16": {**_H, "sft_min_target": "1", "arch": "gpt_neox", "hidden": "64", "layers": "2", "heads": "1",
             "intermediate": "256", "hidden_dropout": "0.5", "attention_dropout": "0.5", "sft_lr": "1e-3"},
+    # stop on the (smooth) validation loss, keep the best-NDCG@5 checkpoint: Goodreads' ranking rises slowly with
+    # flat, noisy stretches that NDCG patience stopped at 0.3-1 epochs; 20-minute cap (the issue's budget)
+    "A17": {**_H, "sft_min_target": "1", "sft_stop": "loss", "sft_max_time_s": "1200"},
+    "A18": {**_H, "sft_min_target": "1", "sft_stop": "loss", "sft_max_time_s": "1200", "sft_lr": "1e-3"},
 }
 RESULTS = Path("results/sft_tuning")
 

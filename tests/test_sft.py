@@ -54,3 +54,29 @@ def test_gpt_neox_architecture_trains_and_hidden_dropout_needs_it(steam, tmp_pat
     assert info["train_curve"][0]["loss"] > info["train_curve"][-1]["loss"]
     with pytest.raises(UserError, match="hidden_dropout = 0.2 needs arch = 'gpt_neox'"):
         dataclasses.replace(get_profile("smoke"), hidden_dropout=0.2)
+
+
+def test_loss_patience_keeps_training_while_the_loss_falls_and_keeps_the_best_ranking(steam, tmp_path, monkeypatch):
+    """sft_stop = "loss": a ranking that only falls does not stop training (the loss still falls); the checkpoint is
+    still the best-ranking one. The stop itself is checked on the callback with a hand-made log history."""
+    import methods.common.sft as sft
+    from transformers import TrainerControl, TrainerState
+
+    scores = iter([0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01] + [0.0] * 1000)
+    monkeypatch.setattr(sft, "_ranking_eval", lambda *a, **k: (lambda model: next(scores)))
+    profile = dataclasses.replace(get_profile("smoke"), sft_select="ndcg", sft_stop="loss", sft_patience=2,
+                                  sft_max_epochs=2.0)
+    _, _, info = load_sft(train_sft(steam, profile, tmp_path))
+    losses = [c["eval_loss"] for c in info["eval_curve"]]
+    assert losses == sorted(losses, reverse=True) and len(losses) > 3  # the loss fell throughout: no stop
+    assert info["epochs"] == pytest.approx(2.0)  # stopping on the ranking would have ended at the third evaluation
+    assert info["best_step"] == profile.sft_eval_every and info["best_metric"] == 0.5
+
+    cb, state = sft._LossPatience(2), TrainerState()
+    for loss, stop in [(5.0, False), (4.0, False), (4.5, False), (4.2, True)]:  # 2 evaluations without a new low
+        state.log_history.append({"eval_loss": loss})
+        control = TrainerControl()
+        cb.on_evaluate(None, state, control)
+        assert control.should_training_stop is stop
+    with pytest.raises(UserError, match="sft_stop = 'never' is invalid: expected one of select, loss"):
+        dataclasses.replace(get_profile("smoke"), sft_stop="never")

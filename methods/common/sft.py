@@ -66,6 +66,20 @@ class _RankingSFTTrainer(SFTTrainer):
         return out
 
 
+class _LossPatience(TrainerCallback):
+    """Stop after `patience` evaluations without a lower validation loss (``sft_stop = "loss"``), whatever metric
+    picks the checkpoint. Stateless: the count is read back from the log history, so a resumed run stops where an
+    uninterrupted one would."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+
+    def on_evaluate(self, args, state, control, **kw):
+        losses = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]  # `evaluate` logs, then calls us
+        if len(losses) > self.patience and min(losses[-self.patience:]) >= min(losses[:-self.patience]):
+            control.should_training_stop = True
+
+
 class _TimeLimit(TrainerCallback):
     """Stop training after `limit_s` seconds of wall time (the best checkpoint is still restored)."""
 
@@ -142,7 +156,8 @@ def _train_sft(ds: Dataset, profile, cache_dir: Path, log, root: Path, final: Pa
         include_num_input_tokens_seen=True,
         dataloader_num_workers=0, save_only_model=False,
     )
-    stopping = [EarlyStoppingCallback(profile.sft_patience)] if select != "last" else []
+    stopping = ([] if select == "last" else [_LossPatience(profile.sft_patience)] if profile.sft_stop == "loss"
+                else [EarlyStoppingCallback(profile.sft_patience)])
     trainer = _RankingSFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=evals, processing_class=tok,
                                  callbacks=[*stopping, _TimeLimit(profile.sft_max_time_s)])
     if select == "ndcg":
