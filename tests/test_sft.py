@@ -80,3 +80,14 @@ def test_loss_patience_keeps_training_while_the_loss_falls_and_keeps_the_best_ra
         assert control.should_training_stop is stop
     with pytest.raises(UserError, match="sft_stop = 'never' is invalid: expected one of select, loss"):
         dataclasses.replace(get_profile("smoke"), sft_stop="never")
+
+
+def test_cpu_profile_is_the_attempt_chosen_on_validation():
+    """The `cpu` SFT is runners/sft_tuning.py's chosen attempt on the pre-tuning profile (docs/benchmarks.md §7), so
+    its checkpoints are the tuning run's and the table's labels stay true."""
+    from dataclasses import asdict
+
+    from benchmark.config import apply_overrides
+    from runners.sft_tuning import ATTEMPTS, BASE, CHOSEN
+
+    assert asdict(apply_overrides(BASE, ATTEMPTS[CHOSEN], "profile")) == asdict(get_profile("cpu"))
