@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmark.config import Profile, apply_overrides, check_fields, check_seeds
-from benchmark.data import Dataset, alignment_pool, alignment_subset, cap_windows, sft_windows
+from benchmark.data import ALIGN_SPLIT, Dataset, alignment_pool, alignment_subset, cap_windows, sft_windows
 from benchmark.errors import UserError
 from methods.common.models import content_hash
 from methods.registry import all_methods, get_method
@@ -108,6 +108,8 @@ def make_run_id(method: str, ds: Dataset, profile: Profile, seed: int, config,
            "seed": seed, "config": dataclasses.asdict(config)}
     if tuple(splits) != ("valid", "test"):  # only non-default splits enter the hash: existing ids stay valid
         key["splits"] = list(splits)
+    if hasattr(config, "n_align_train"):  # methods with an alignment subset: how it is split (benchmark.data)
+        key["align_split"] = ALIGN_SPLIT
     return content_hash(key)
 
 

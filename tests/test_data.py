@@ -8,7 +8,8 @@ import shutil
 import pytest
 
 from benchmark.config import DataConfig
-from benchmark.data import SPLITS, alignment_subset, dataset_config, load_dataset, sft_windows, table2_row
+from benchmark.data import (SPLITS, alignment_pool, alignment_subset, dataset_config, load_dataset, sft_windows,
+                            table2_row)
 from benchmark.errors import UserError
 
 
@@ -71,6 +72,17 @@ def test_alignment_subset_is_seeded_and_from_align_users(steam):
     align_users = _users(steam, "align")
     assert {w.user for w in a1 + v1} <= align_users
     assert not set(a1) & set(v1)
+
+
+@pytest.mark.parametrize("source", ["align", "train"])
+def test_alignment_valid_users_are_not_training_users(steam, source):
+    """The alignment-validation prompts come from users with no training prompt (with one pool of stride-1 windows,
+    249 of steam's 256 align-valid windows belonged to align-train users, overlapping their windows)."""
+    train, valid = alignment_subset(steam, 512, 256, seed=0, align_source=source)
+    assert len(train) == 512 and len(valid) == 256 and len(set(train)) == 512 and len(set(valid)) == 256
+    assert not {w.user for w in train} & {w.user for w in valid}
+    with pytest.raises(UserError, match="do not fit in the"):
+        alignment_subset(steam, len(alignment_pool(steam)) - 1, 1, seed=0)
 
 
 def test_min_target_keeps_the_shorter_end_of_sequence_windows_only_when_asked(data_dir, steam):
