@@ -146,17 +146,21 @@ def stages(spec: RunSpec, n_processes: int = 1) -> list[str]:
         n = len(cap_windows(sft_windows(ds, p.align_source, p.sft_min_target), p.max_sft_windows))
         per_epoch = math.ceil(n / (p.sft_batch * n_processes))
         steps = math.ceil(per_epoch * p.sft_max_epochs)
+        cap = f" or {p.sft_max_time_s / 60:g} min" if math.isfinite(p.sft_max_time_s) else ""
+        watched = "validation loss" if p.sft_stop == "loss" or p.sft_select == "loss" else "it"
         stop = (f"{steps:,} steps, last checkpoint" if p.sft_select == "last" else
-                f"at most {steps:,} steps, checkpoint by validation {'NDCG@5' if p.sft_select == 'ndcg' else 'loss'} "
-                f"every {p.sft_eval_every} steps (patience {p.sft_patience})")
-        out.append(f"SFT (shared by every LLM method): {n:,} windows of {_source(p)}, batch {p.sft_batch} x "
+                f"at most {steps:,} steps{cap}, checkpoint by validation "
+                f"{'NDCG@5' if p.sft_select == 'ndcg' else 'loss'} every {p.sft_eval_every} steps, stopping after "
+                f"{p.sft_patience} evaluations without a better {watched}")
+        short = " (shorter-target ones too)" if p.sft_min_target is not None else ""
+        out.append(f"SFT (shared by every LLM method): {n:,} windows{short} of {_source(p)}, batch {p.sft_batch} x "
                    f"{n_processes} process(es), {p.sft_max_epochs:g} epochs at lr {p.sft_lr:g} = {stop}")
     if hasattr(c, "n_align_train"):
         pool = alignment_pool(ds, p.align_source)
         alignment_subset(ds, c.n_align_train, c.n_align_valid, spec.seed, p.align_source)  # fits, or UserError
         what = "align-user windows (never seen by SFT)" if p.align_source == "align" else "SFT training windows"
         out.append(f"alignment subset (seed {spec.seed}): {c.n_align_train:,} train + {c.n_align_valid:,} valid "
-                   f"windows sampled from the {len(pool):,} {what}")
+                   f"windows sampled from the {len(pool):,} {what}; valid and train users disjoint")
         if getattr(c, "M", 0):
             out.append(f"reference set: M = {c.M} lists x {c.n_align_train:,} prompts sampled once from pi_ref "
                        f"(cached per SFT checkpoint and M, shared by seeds and sweeps)")
