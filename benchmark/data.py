@@ -26,7 +26,6 @@ import math
 import random
 import zlib
 from collections import Counter
-import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 

@@ -46,9 +46,9 @@ def run(datasets: list[str], settings: list[str], seeds: list[int], profile_name
     for name in datasets:
         ds = load_dataset(name, data_dir())
         specs = plan(["bigrec"], [ds], profile, [0], {}, splits=("valid",))
-        for s in settings:  # seeds innermost: a setting's runs finish before the next setting starts
-            for m in METHODS:  # one method per plan: a bare key (lr) is then unambiguous
-                specs += plan([m], [ds], profile, seeds, dict(SETTINGS[s]), splits=("valid",))
+        for s in settings:  # a setting's runs finish before the next setting starts
+            sets = {f"{m}.{k}": v for m in METHODS for k, v in SETTINGS[s].items()}  # both methods, named
+            specs += plan(list(METHODS), [ds], profile, seeds, sets, splits=("valid",))
         for spec in specs:
             execute(spec, results, cache_dir())
 
@@ -59,10 +59,10 @@ def _setting(rec: dict) -> str:
 
     from runners.plan import resolve_configs
 
-    cfg = rec["config"]["method"]
-    return next((name for name, sets in SETTINGS.items()
-                 if json.loads(json.dumps(asdict(resolve_configs(rec["method"], get_profile(rec["profile"]), dict(sets))[0])))
-                 == cfg), "?")
+    def resolved(sets: dict) -> dict:  # as the record stores it (JSON: tuples become lists)
+        return json.loads(json.dumps(asdict(resolve_configs(rec["method"], get_profile(rec["profile"]), sets)[0])))
+
+    return next((name for name, sets in SETTINGS.items() if resolved(dict(sets)) == rec["config"]["method"]), "?")
 
 
 def _quarters(log: list[dict], key: str) -> tuple[float, float]:
@@ -78,7 +78,8 @@ def table(datasets: list[str], results: Path = RESULTS) -> str:
     for name in datasets:
         recs = [{**json.loads(p.read_text()), "_path": str(p)} for p in sorted((results / name).glob("*/*.json"))]
         sft = next((r for r in recs if r["method"] == "bigrec"), None)
-        base = valid_user_means(sft) if sft else None
+        cache: dict = {}
+        base = valid_user_means([sft], cache) if sft else None
         if sft:
             rows.append(f"| {name} | — | SFT (bigrec) | 1 | {sft['metrics_valid']['ndcg@5']:.4f} | | | | | |")
         groups: dict[tuple[str, str], list[dict]] = {}
@@ -90,9 +91,7 @@ def table(datasets: list[str], results: Path = RESULTS) -> str:
             ndcg = statistics.mean(r["metrics_valid"]["ndcg@5"] for r in rs)
             delta = "—"
             if base:  # pool seeds per user (same windows), then a paired bootstrap against the SFT model
-                per = [valid_user_means(r)[0] for r in rs]
-                pooled = {u: statistics.mean(p[u] for p in per) for u in per[0]}
-                b = paired_bootstrap(pooled, base[0], n_boot=10_000, seed=0, weights=base[1])
+                b = paired_bootstrap(valid_user_means(rs, cache)[0], base[0], n_boot=10_000, seed=0, weights=base[1])
                 delta = f"{b['mean']:+.4f} [{b['ci_low']:+.4f}, {b['ci_high']:+.4f}] p {b['p_value']:.3f}"
             logs = [r["stats"]["train_log"] for r in rs]
             kl = [h["kl"] for lg in logs for h in lg if "kl" in h]
@@ -107,7 +106,8 @@ def table(datasets: list[str], results: Path = RESULTS) -> str:
             rows.append(f"| {name} | {setting} | {method} | {len(rs)} | {ndcg:.4f} | {delta} | "
                         f"{statistics.median(kl):.3g} / {max(kl):.3g} | {zs:.3f} / {zp:.3f} | "
                         f"{statistics.mean(a for a, _ in above):.3f} → {statistics.mean(b for _, b in above):.3f} | "
-                        f"{peak} ({mean_curve[steps[0]]:.4f} → {mean_curve[peak]:.4f} → {mean_curve[steps[-1]]:.4f}) |")
+                        f"{peak} ({mean_curve[steps[0]]:.4f} → {mean_curve[peak]:.4f} → "
+                        f"{mean_curve[steps[-1]]:.4f}) |")
     return "\n".join(rows)
 
 

@@ -12,7 +12,6 @@ Records go to results/sft_tuning/ (the run id hashes the profile, so a finished 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import logging
 from dataclasses import asdict
@@ -20,7 +19,8 @@ from pathlib import Path
 
 from benchmark.config import Profile, apply_overrides, cache_dir, data_dir, get_profile
 from benchmark.data import load_dataset
-from benchmark.metrics import paired_bootstrap, user_means
+from reports.records import pooled_user_means
+from benchmark.metrics import paired_bootstrap
 
 # attempt -> profile overrides on top of `cpu` (the reference SFT is A0)
 # The `cpu` profile before this tuning (issue 8); every attempt is a set of overrides on it, and the `cpu` profile
@@ -74,16 +74,9 @@ def run(datasets: list[str], attempts: list[str], bars: bool) -> None:
                 execute(spec, RESULTS, cache_dir())
 
 
-def valid_user_means(rec: dict, metric: str = "ndcg@5") -> tuple[dict[str, float], dict[str, float]]:
-    """({user: mean metric over its validation windows}, {user: window count}) from a record's predictions."""
-    path = Path(rec["_path"]).parent / rec["valid_predictions_file"]
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
-    users = [r["user"] for r in rows]
-    counts: dict[str, float] = {}
-    for u in users:
-        counts[u] = counts.get(u, 0.0) + 1.0
-    return user_means([r["metrics"][metric] for r in rows], users), dict(sorted(counts.items()))
+def valid_user_means(recs: list[dict], cache: dict) -> tuple[dict[str, float], dict[str, float]]:
+    """({user: validation NDCG@5 averaged over its windows and the records' seeds}, {user: window count})."""
+    return pooled_user_means(recs, "ndcg@5", cache, "valid_predictions_file")
 
 
 def _attempt(rec: dict, cpu) -> str:
@@ -103,7 +96,8 @@ def table(datasets: list[str]) -> str:
     for name in datasets:
         recs = [{**json.loads(p.read_text()), "_path": str(p)} for p in sorted((RESULTS / name).glob("*/*.json"))]
         bar = {r["method"]: r for r in recs if r["method"] in ("pop", "sasrec")}
-        pop_users = valid_user_means(bar["pop"]) if "pop" in bar else None
+        cache: dict = {}
+        pop_users = valid_user_means([bar["pop"]], cache) if "pop" in bar else None
 
         def vs(r: dict) -> str:
             m = r["metrics_valid"]["ndcg@5"]
@@ -111,7 +105,7 @@ def table(datasets: list[str]) -> str:
             if not pop_users:
                 return f"{ratio} | — |"
             # paired user bootstrap vs Pop on the same validation windows (users weighted by their window count)
-            p = paired_bootstrap(valid_user_means(r)[0], pop_users[0], n_boot=10_000, seed=0,
+            p = paired_bootstrap(valid_user_means([r], cache)[0], pop_users[0], n_boot=10_000, seed=0,
                                  weights=pop_users[1])["p_value"]
             return f"{ratio} | {m - bar['pop']['metrics_valid']['ndcg@5']:+.4f} ({p:.3f}) |"
 

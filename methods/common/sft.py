@@ -156,8 +156,12 @@ def _train_sft(ds: Dataset, profile, cache_dir: Path, log, root: Path, final: Pa
         include_num_input_tokens_seen=True,
         dataloader_num_workers=0, save_only_model=False,
     )
-    stopping = ([] if select == "last" else [_LossPatience(profile.sft_patience)] if profile.sft_stop == "loss"
-                else [EarlyStoppingCallback(profile.sft_patience)])
+    if select == "last":
+        stopping = []
+    elif profile.sft_stop == "loss":
+        stopping = [_LossPatience(profile.sft_patience)]
+    else:
+        stopping = [EarlyStoppingCallback(profile.sft_patience)]
     trainer = _RankingSFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=evals, processing_class=tok,
                                  callbacks=[*stopping, _TimeLimit(profile.sft_max_time_s)])
     if select == "ndcg":
