@@ -22,7 +22,8 @@ from benchmark.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = "bigrec,blade_n"
-SAME = ("run_id", "method", "dataset", "seed", "config", "metrics", "metrics_valid", "n_test", "n_valid", "data_hash")
+SAME = ("run_id", "method", "dataset", "seed", "config", "metrics", "metrics_valid", "n_test", "n_valid", "data_hash",
+        "curve")  # the validation curve too: a resumed run keeps the points made before its checkpoint
 
 
 def _start(tmp: Path, data_dir, fault=None, hashseed="2"):

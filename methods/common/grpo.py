@@ -248,7 +248,12 @@ class ListGRPOTrainer(GRPOTrainer):
 
 
 class ValidationCurve(TrainerCallback):
-    """Step times, and validation `CURVE_METRICS` (greedy) at step 0 and every `every` steps (Fig. 4a, Fig. 7)."""
+    """Step times, and validation `CURVE_METRICS` (greedy) at step 0 and every `every` steps (Fig. 4a, Fig. 7).
+
+    Each point also goes into the trainer's log history (key `CURVE_KEY`), which every checkpoint saves, so a resumed
+    run restores the points made before its checkpoint and its curve equals an uninterrupted run's."""
+
+    CURVE_KEY = "valid_curve_point"
 
     def __init__(self, evaluate, every: int):
         self.evaluate, self.every = evaluate, every
@@ -256,9 +261,15 @@ class ValidationCurve(TrainerCallback):
         self.step_times: list[float] = []
         self._t = None
 
+    def add_point(self, state) -> None:
+        point = {"step": state.global_step, **self.evaluate()}
+        self.valid.append(point)
+        state.log_history.append({"step": state.global_step, self.CURVE_KEY: point})
+
     def on_train_begin(self, args, state, control, **kw):
-        if not self.valid or self.valid[0]["step"] != state.global_step:
-            self.valid.append({"step": state.global_step, **self.evaluate()})
+        self.valid = [h[self.CURVE_KEY] for h in state.log_history if self.CURVE_KEY in h]  # [] unless resumed
+        if not self.valid:  # step 0 (or a checkpoint written before curves were logged: the resume step)
+            self.add_point(state)
 
     def on_step_begin(self, args, state, control, **kw):
         self._t = time.perf_counter()
@@ -267,7 +278,7 @@ class ValidationCurve(TrainerCallback):
         if self._t is not None:
             self.step_times.append(time.perf_counter() - self._t)
         if self.every and state.global_step % self.every == 0:
-            self.valid.append({"step": state.global_step, **self.evaluate()})
+            self.add_point(state)
 
 
 def finished_grpo(ctx) -> Path | None:
@@ -358,7 +369,7 @@ def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: li
     trainer.train(resume_from_checkpoint=resume or None)
     secs = time.time() - t0
     if curves.every and (not curves.valid or curves.valid[-1]["step"] != trainer.state.global_step):
-        curves.valid.append({"step": trainer.state.global_step, **evaluate()})
+        curves.add_point(trainer.state)
     keys = ("step", *trainer.metric_names, "kl", "ratio_max_dev", "grad_norm", "step_time")
     log = [{k: h[k] for k in keys if k in h} for h in trainer.state.log_history if "raw_reward" in h]
     info = {"grpo_seconds": secs, "grpo_steps": trainer.state.global_step, "train_log": log,
