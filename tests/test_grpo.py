@@ -73,3 +73,34 @@ def test_masks_follow_their_rows_through_trls_shuffle_and_split():
     # and a mask that does not belong to its row is caught
     with pytest.raises(ValueError, match="not allowed"):
         constrained_token_logps(torch.zeros(4, k + 1, len(tok)), comp, batch["allowed"].roll(1, 0))
+
+
+def _trl_advantages(rewards):
+    """TRL's GRPO advantages of a [n_groups, G] reward tensor (scale_rewards "group"), as grpo_trainer computes them."""
+    from trl.trainer.utils import nanstd
+
+    G = rewards.shape[1]
+    flat = rewards.reshape(-1)
+    mean = rewards.nanmean(1).repeat_interleave(G)
+    std = nanstd(rewards, dim=1).repeat_interleave(G)
+    return ((flat - mean) / (std + 1e-4)).view(-1, G)
+
+
+def test_a_group_of_equal_rewards_gets_zero_advantages_and_other_groups_are_unchanged():
+    import math
+
+    import torch
+
+    from methods.common.grpo import shift_groups
+
+    miss = 3 * math.log(1 / 69.8)  # BLADE's proxy (N = 4) when all 16 rollouts miss: F = 1 / (M + tau G + 1)
+    equal = torch.full((1, 16), miss)
+    assert _trl_advantages(equal).abs().max() > 1e-3  # TRL's float32 mean is one ulp off: -0.0094 for every member
+    assert torch.equal(_trl_advantages(shift_groups(equal)), torch.zeros(1, 16))
+    spread = torch.tensor([[miss] * 15 + [-1.5], [0.1 * i for i in range(16)]])
+    torch.testing.assert_close(_trl_advantages(shift_groups(spread)), _trl_advantages(spread), atol=1e-5, rtol=0)
+    # hand-computed: one hit among 16 misses, shift -> [0]*15 + [h]; mean h/16, std h/4 (n - 1 = 15 denominator)
+    h = -1.5 - miss
+    a = _trl_advantages(shift_groups(spread[:1]))
+    assert math.isclose(float(a[0, -1]), (h - h / 16) / (h / 4 + 1e-4), rel_tol=1e-5)
+    assert math.isclose(float(a[0, 0]), (-h / 16) / (h / 4 + 1e-4), rel_tol=1e-5)

@@ -104,6 +104,18 @@ def check_settings(cfg: GRPOSettings) -> None:
         raise ValueError(f"num_iterations must be >= 1, got {cfg.num_iterations}")
 
 
+def shift_groups(rewards: torch.Tensor) -> torch.Tensor:
+    """Each group's rewards [n_groups, G] minus the group's first reward.
+
+    GRPO's advantages (r - mean) / (std + 1e-4) (Eq. 2, TRL's scale_rewards "group") do not change when a group's
+    rewards are shifted, except in float rounding; but a group of EQUAL rewards is only exact at 0. TRL's float32
+    mean of 16 copies of -12.74 (BLADE's proxy when every rollout misses) is off by one ulp, so its std is 1e-6 and
+    every member gets the same advantage of about -0.01 instead of 0 (a push on the group's own samples that Eq. 2
+    does not have). Shifted, such a group is exactly 0: mean 0, std 0, advantages 0.
+    """
+    return rewards - rewards[:, :1]
+
+
 def max_completion_len(trie, k: int) -> int:
     """Enough tokens for K items, separators and EOS."""
     return k * (trie.max_item_len + len(trie.sep_ids)) + 1
@@ -193,7 +205,7 @@ class ListGRPOTrainer(GRPOTrainer):
             self._log_metric(name, float(v))
             if name not in self.metric_names:
                 self.metric_names.append(name)
-        return rewards.to(raw.device).reshape(-1, 1)
+        return shift_groups(rewards.view(-1, G)).to(raw.device).reshape(-1, 1)
 
     # 4. completion-only log-probs of the constrained policy ----------------------------------------------------------
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
