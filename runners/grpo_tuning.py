@@ -29,7 +29,7 @@ from runners.sft_tuning import valid_user_means
 METHODS = ("bon_static", "blade_n")
 # setting -> overrides of both methods' configs on top of their `cpu` values (G0: the landed lr 1e-4, beta 0.04)
 SETTINGS: dict[str, dict[str, str]] = {
-    "G0": {},
+    "G0": {"lr": "1e-4"},  # the cpu default before this re-tune (now 2e-5, G1's)
     "G1": {"lr": "2e-5"},
     "G2": {"lr": "2e-5", "beta": "0.1"},
     "G3": {"lr": "5e-5"},
