@@ -87,7 +87,7 @@ def test_negative_tau_rejected():
 
 def test_n_does_not_change_group_normalised_advantages():
     # TRL's scale_rewards="group": A = (r - mean_g) / (std_g + 1e-4). The proxy (N - 1) log F scales with N - 1, so the
-    # advantages are the same for every N up to the 1e-4 (why N is not a knob there; docs/benchmarks.md §2.5).
+    # advantages are the same for every N up to the 1e-4 (why N is not a knob there; docs/archive/benchmarks_old_protocol.md §2.5).
     f = bayes_cdf(T([[0.0, 0.3, 0.6, 0.9], [0.1, 0.1, 0.2, 0.0]]), T([[0.1, 0.2, 0.5], [0.0, 0.1, 0.3]]), tau=0.3)
 
     def adv(n):
