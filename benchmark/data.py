@@ -12,7 +12,8 @@ Preprocessing (paper §4.1.1, design.md §2) for interactions datasets: drop use
 (stride 1; windows whose target is shorter than `min_target` = 10 are not tasks).
 Users are partitioned by a seeded shuffle into sft / align / valid / test (60/20/10/10): SFT trains on the sft users'
 windows only, alignment prompts come from the align users (never seen by SFT), and valid/test users give all their
-windows. Samples datasets (Goodreads) come pre-windowed: train -> sft/align (75/25), valid = 10 % of sft.
+windows. Samples datasets (Goodreads) come pre-windowed and without user ids: their samples are grouped into
+pseudo-readers (`sample_groups`) and whole groups go to sft/align (75/25) and valid (10 % of the rest).
 """
 
 from __future__ import annotations
@@ -222,13 +223,55 @@ def _read_samples(path: Path, known: set[str]) -> list[dict]:
     return out
 
 
-def _file_hash(paths: list[Path], cfg: DataConfig) -> str:
+def _file_hash(paths: list[Path], cfg: DataConfig, extra: dict | None = None) -> str:
     h = hashlib.sha256()
     for p in paths:
         h.update(p.name.encode())
         h.update(p.read_bytes())
     h.update(json.dumps(asdict(cfg), sort_keys=True).encode())
+    if extra:  # a protocol choice outside DataConfig (samples: the pseudo-reader grouping)
+        h.update(json.dumps(extra, sort_keys=True).encode())
     return h.hexdigest()[:16]
+
+
+# Samples datasets have no user ids, and a reader's consecutive windows overlap: Goodreads' train pool holds e.g.
+# (h1..h10 -> t) and (h2..h10, t -> t'). Split sample by sample, 14 % of the validation samples had their target
+# inside the history of an SFT sample that continues the same sequence, and 48 % their last five items (four history
+# items + target) verbatim in an SFT sample (SPRec's test split: 0 % and 0.3 %). Samples that share a run of
+# SAMPLES_GROUP_NGRAM consecutive items (history + target) are therefore one pseudo-reader, and splits take whole
+# pseudo-readers (docs/benchmarks.md §9). 5: at 4, book series join unrelated readers into one group of 2,191
+# samples; at 5 the largest group has 337.
+SAMPLES_GROUP_NGRAM = 5
+
+
+def sample_groups(seqs: list[tuple[int, ...]], n: int) -> list[int]:
+    """The group of each sequence: two sequences that share a run of `n` consecutive items are in one group, and
+    so (transitively) are their other partners. Groups are numbered by their first sequence, in input order."""
+    parent = list(range(len(seqs)))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    first: dict[tuple[int, ...], int] = {}
+    for i, seq in enumerate(seqs):
+        for j in range(len(seq) - n + 1):
+            g = tuple(seq[j:j + n])
+            if g in first:
+                a, b = root(i), root(first[g])
+                parent[max(a, b)] = min(a, b)
+            else:
+                first[g] = i
+    return [root(i) for i in range(len(seqs))]
+
+
+def _as_pseudo_readers(wins: list[Window]) -> list[Window]:
+    """`wins` with `user` set to their pseudo-reader (``g<first sample id>``), so user-level code (the alignment
+    subset's valid/train split, user bootstraps) treats one reader's overlapping samples as one user."""
+    groups = sample_groups([w.history + w.target for w in wins], SAMPLES_GROUP_NGRAM)
+    return [dataclasses.replace(w, user="g" + wins[g].user[1:]) for w, g in zip(wins, groups)]
 
 
 def _genres_of(raw: dict, cfg: DataConfig) -> tuple[str, ...]:
@@ -361,25 +404,31 @@ def _load_samples(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
             for n, s in enumerate(samples)]
     train = [w for w, s in zip(wins, samples) if s["split"] == "train"]
     test = [w for w, s in zip(wins, samples) if s["split"] == "test"]
-    rng = random.Random(cfg.split_seed)
-    rng.shuffle(train)
+    # one reader's overlapping windows must not straddle splits (see `sample_groups`): whole groups are assigned
+    train, test = _as_pseudo_readers(train), _as_pseudo_readers(test)
+    groups: dict[str, list[Window]] = {}
+    for w in train:
+        groups.setdefault(w.user, []).append(w)
+    order = list(groups)
+    random.Random(cfg.split_seed).shuffle(order)
     n_align = round(cfg.samples_align_frac * len(train))
-    align, sft = train[:n_align], train[n_align:]
-    n_valid = round(cfg.samples_valid_frac * len(sft))
-    valid, sft = sft[:n_valid], sft[n_valid:]
+    n_valid = round(cfg.samples_valid_frac * (len(train) - n_align))
+    align, valid, sft = [], [], []
+    for g in order:
+        (align if len(align) < n_align else valid if len(valid) < n_valid else sft).extend(groups[g])
     splits = {"sft": sft, "align": align, "valid": valid, "test": test}
     genre_set = cfg.genres or tuple(sorted({g for it in items for g in it.genres}))
     stats = {
         "format": "samples", "users": len(samples), "items": len(items),
         "interactions": sum(len(w.history) + len(w.target) for w in wins),
-        "split_users": {s: len(v) for s, v in splits.items()},
+        "split_users": {s: len({w.user for w in v}) for s, v in splits.items()},  # pseudo-readers
         "windows": {s: len(v) for s, v in splits.items()},
         "mean_target_len": {s: 1.0 for s in SPLITS},
         "genres": len(genre_set), "items_with_genres": sum(1 for it in items if it.genres),
     }
     sequences = {s: [list(w.history + w.target) for w in v] for s, v in splits.items()}
-    return Dataset(name, "samples", items, genre_set, splits, _file_hash([d / "items.jsonl", path], cfg), cfg,
-                   sequences, stats)
+    data_hash = _file_hash([d / "items.jsonl", path], cfg, extra={"samples_groups": SAMPLES_GROUP_NGRAM})
+    return Dataset(name, "samples", items, genre_set, splits, data_hash, cfg, sequences, stats)
 
 
 def cap_windows(windows: list[Window], cap: int | None, seed: int = 0) -> list[Window]:
