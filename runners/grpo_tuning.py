@@ -24,7 +24,7 @@ from pathlib import Path
 from benchmark.config import cache_dir, data_dir, get_profile
 from benchmark.data import load_dataset
 from benchmark.metrics import paired_bootstrap
-from runners.sft_tuning import valid_user_means
+from runners.sft_tuning import dataset_records, valid_user_means
 
 METHODS = ("bon_static", "blade_n")
 # setting -> overrides of both methods' configs on top of their `cpu` values (G0: the landed lr 1e-4, beta 0.04)
@@ -76,7 +76,7 @@ def table(datasets: list[str], results: Path = RESULTS) -> str:
             "| zero spread raw / proxy | above ref max first → last ¼ | align-valid peak step |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for name in datasets:
-        recs = [{**json.loads(p.read_text()), "_path": str(p)} for p in sorted((results / name).glob("*/*.json"))]
+        recs = dataset_records(results, name)
         sft = next((r for r in recs if r["method"] == "bigrec"), None)
         cache: dict = {}
         base = valid_user_means([sft], cache) if sft else None
