@@ -27,6 +27,7 @@ from methods.base import RunContext
 from methods.common.generation import DecodingSpec
 from methods.common.llm import generate_for
 from methods.common.sft import load_sft, sft_dir
+from runners.sft_tuning import dataset_records
 
 RESULTS = Path("results/grpo_tuning")
 
@@ -65,8 +66,7 @@ def main(argv=None) -> None:
     ctx = RunContext(data=ds, profile=profile, seed=0, run_dir=Path("/nonexistent"), cache_dir=cache_dir())
     seeds = {int(s) for s in a.seeds.split(",")}
     models = [("SFT", "", "", sft_dir(ds, profile, ctx.cache_dir) / "model")]
-    for p in sorted((a.results_dir / a.dataset).glob("*/*.json")):
-        r = json.loads(p.read_text())
+    for r in dataset_records(a.results_dir, a.dataset, ds.data_hash):  # never an earlier split's policies
         final = ctx.cache_dir / "runs" / r["run_id"] / "final"
         if r["method"] in a.methods.split(",") and r["seed"] in seeds and r["profile"] == a.profile and final.exists():
             models.append((r["method"], r["seed"], r["config"]["method"]["lr"], final))

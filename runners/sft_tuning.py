@@ -74,10 +74,11 @@ def run(datasets: list[str], attempts: list[str], bars: bool, results: Path = RE
                 execute(spec, results, cache_dir())
 
 
-def dataset_records(results: Path, name: str) -> list[dict]:
-    """The records under ``results/<name>/`` made on the dataset as it is now (same data hash): records of an
-    earlier split of the same files (Goodreads before its pseudo-reader split, docs/benchmarks.md §9) are left out."""
-    current = load_dataset(name, data_dir()).data_hash
+def dataset_records(results: Path, name: str, current: str | None = None) -> list[dict]:
+    """The records under ``results/<name>/`` made on the dataset as it is now (data hash `current`, loaded when not
+    given): records of an earlier split of the same files (Goodreads before its pseudo-reader split,
+    docs/benchmarks.md §9) are left out."""
+    current = current or load_dataset(name, data_dir()).data_hash
     recs = [{**json.loads(p.read_text()), "_path": str(p)} for p in sorted((results / name).glob("*/*.json"))]
     return [r for r in recs if r["data_hash"] == current]
 
