@@ -56,6 +56,9 @@ ATTEMPTS: dict[str, dict[str, str]] = {
     # flat, noisy stretches that NDCG patience stopped at 0.3-1 epochs; 20-minute cap (the issue's budget)
     "A17": {**_H, "sft_min_target": "1", "sft_stop": "loss", "sft_max_time_s": "1200"},
     "A18": {**_H, "sft_min_target": "1", "sft_stop": "loss", "sft_max_time_s": "1200", "sft_lr": "1e-3"},
+    # Goodreads on its pseudo-reader split (docs §9): A17's loss stops improving at ~4 epochs while the ranking still
+    # rises; is training length the limit? Patience 40 evaluations runs to the 20-minute cap
+    "A19": {**_H, "sft_min_target": "1", "sft_stop": "loss", "sft_max_time_s": "1200", "sft_patience": "40"},
 }
 RESULTS = Path("results/sft_tuning")
 
