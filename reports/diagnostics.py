@@ -64,10 +64,10 @@ def _twin(groups: dict[tuple, list[dict]], key: tuple, varied: list[str]) -> lis
     if "tau" not in varied:
         return None
     t = varied.index("tau")
-    if float(json.loads(key[t])) == 0.0:
+    if json.loads(key[t]) in (None, 0.0):  # None: a GRPO method without τ (ReRe)
         return None
     same = [g for k, g in groups.items()
-            if float(json.loads(k[t])) == 0.0 and k[:t] + k[t + 1:-1] == key[:t] + key[t + 1:-1]]
+            if json.loads(k[t]) == 0.0 and k[:t] + k[t + 1:-1] == key[:t] + key[t + 1:-1]]
     return same[0] if len(same) == 1 else None
 
 

@@ -17,6 +17,7 @@ from benchmark.experiments import get_experiment
 from benchmark.io import atomic_write_text, check_output_dir
 from reports import (
     curves,
+    decoding,
     diagnostics,
     fig4,
     fig5,
@@ -24,6 +25,7 @@ from reports import (
     fig7,
     fig8,
     plotting,
+    preference,
     sanity,
     significance,
     table1,
@@ -36,7 +38,8 @@ from reports.records import dedupe, is_sweep, load_plans, load_records
 # Everything `report` renders, in README order. A new output is a module with an `Output` and a line here.
 OUTPUTS: tuple[Output, ...] = (
     table1.OUTPUT, table2.OUTPUT, table3.OUTPUT, fig4.OUTPUT, fig5.OUTPUT, fig6.OUTPUT, fig7.OUTPUT, fig8.OUTPUT,
-    significance.OUTPUT, sanity.OUTPUT, diagnostics.OUTPUT, curves.OUTPUT, diagnostics.SWEEP, curves.SWEEP,
+    significance.OUTPUT, sanity.OUTPUT, diagnostics.OUTPUT, preference.OUTPUT, decoding.OUTPUT, curves.OUTPUT,
+    diagnostics.SWEEP, curves.SWEEP,
 )
 
 

@@ -320,3 +320,69 @@ def test_grpo_diagnostics_hand_computed():
     curves, _ = curve_table(recs, "# c")
     assert "| steam     | bon_static | 0.1000   | 0.2000   |" in curves
     assert "\\hline" in tex or "\\toprule" in tex
+
+
+def test_grpo_diagnostics_tolerate_a_grpo_method_without_tau():
+    from reports.diagnostics import diagnostics_table
+
+    recs = [_grpo_record("bon_static", 0.0, 0, [1] * 4, [0] * 4, 0.5, 0.1),
+            _grpo_record("rere", None, 0, [1] * 4, [0] * 4, 0.5, 0.2)]  # ReRe's config has no τ
+    md, _ = diagnostics_table(recs, "# t")
+    assert "| rere " in md
+
+
+def _dpo_log(losses: list[float], margins: list[float]) -> list[dict]:
+    return [{"step": i + 1, "loss": lo, "rewards/margins": m, "rewards/accuracies": float(m > 0),
+             "rewards/chosen": m / 2, "rewards/rejected": -m / 2} for i, (lo, m) in enumerate(zip(losses, margins))]
+
+
+def test_preference_signals_hand_computed(tmp_path):
+    from reports.preference import preference_table
+
+    def rec(seed, kept, losses, margins, iterations=1):
+        its = [{"iteration": t + 1, "pairs_kept": kept, "dpo_steps": len(losses), "dpo_seconds": 10.0 + t,
+                "train_log": _dpo_log(losses, margins)} for t in range(iterations)]
+        curve = [{"iteration": 0, "stage": "sft_checkpoint", "ndcg@5": 0.1}]
+        for t in range(iterations):
+            curve += [{"iteration": t + 1, "stage": "sft", "ndcg@5": 0.2 + t},
+                      {"iteration": t + 1, "stage": "dpo", "ndcg@5": 0.3 + t}]
+        name = "List DPO" if iterations == 1 else "SPRec"
+        return {"run_id": f"r{seed}{iterations}", "method": name, "display_name": name,
+                "dataset": "steam", "seed": seed, "stats": {"iterations": its}, "curve": curve,
+                "timings": {"fit_s": 100.0 + seed, "recommend_s": 2.0}}
+
+    # 6 steps: loss log 2 at step 1, the last 5 average to 0.5; margin 0 -> mean of the last five 0.2
+    losses, margins = [0.6931, 0.5, 0.5, 0.5, 0.5, 0.5], [0.0, 0.1, 0.1, 0.2, 0.3, 0.3]
+    recs = [rec(0, 0.75, losses, margins), rec(1, 0.25, losses, margins), rec(0, 1.0, losses, margins, 2)]
+    md, _, body = preference_table(recs, "cpu")
+    lst = next(r for r in body if r[1] == "List DPO")
+    assert lst[2:7] == ["", "0,1", "0.500", "6", "0.693 → 0.500"]
+    assert lst[7] == "0.000 → 0.200" and lst[8] == "1.000" and lst[9] == "0.100 / -0.100"
+    assert lst[10] == "0.200 → 0.300" and lst[11] == "10" and lst[12] == "100" and lst[13] == "2.0"
+    sprec = [r for r in body if r[1] == "SPRec"]
+    assert [r[2] for r in sprec] == ["1", "2"] and sprec[1][10] == "1.200 → 1.300" and sprec[1][12] == ""
+
+
+def test_decoding_diagnostics_hand_computed(tmp_path):
+    from reports.decoding import decoding_table
+
+    d = tmp_path / "steam"
+    d.mkdir()
+
+    def rec(run_id, role, lists, beams=None):
+        rows = [{"user": f"u{i}", "history": [9], "target": [1], "items": items, "metrics": {}}
+                for i, items in enumerate(lists)]
+        (d / f"{run_id}.p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        stats = {"beam_scores": [{"n_windows": 5, "mean_score_by_rank": [9.0] * 10},  # validation, then test
+                                 {"n_windows": 2, "mean_score_by_rank": [-1.0 - k for k in range(10)]}]} if beams else {}
+        return {"run_id": run_id, "method": run_id, "display_name": run_id, "role": role, "dataset": "steam", "seed": 0,
+                "metrics": {"ndcg@5": 0.1, "duplicate_rate": 0.0, "coverage": 0.5, "ild": 0.6, "mgu": 0.07},
+                "tokens_generated_test": 40, "timings": {"recommend_s": 3.0}, "stats": stats,
+                "predictions_file": f"{run_id}.p.jsonl", "_path": str(d / f"{run_id}.json")}
+
+    sft = rec("SFT", "sft", [[1, 2, 3], [4, 5, 6]])
+    beam = rec("Beam", "", [[1, 3, 7], [6, 5, 4]], beams=True)  # shares 2 and 3 items; same first item once
+    _, _, body = decoding_table([beam, sft], "cpu")
+    assert [r[1] for r in body] == ["SFT", "Beam"]
+    assert body[1][8:13] == ["2.50", "0.500", "40", "3.0", "-1.000 / -5.000 / -10.000"]
+    assert body[0][8] == "—"
