@@ -386,3 +386,22 @@ def test_decoding_diagnostics_hand_computed(tmp_path):
     assert [r[1] for r in body] == ["SFT", "Beam"]
     assert body[1][8:13] == ["2.50", "0.500", "40", "3.0", "-1.000 / -5.000 / -10.000"]
     assert body[0][8] == "—"
+
+
+def test_list_overlap_hand_computed(tmp_path):
+    from runners.list_overlap import overlap_table
+
+    def rec(name, role, lists, oracle=False):
+        rows = [{"user": f"u{i}", "history": [9], "target": [1], "items": items, "metrics": {}}
+                for i, items in enumerate(lists)]
+        (tmp_path / f"{name}.p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return {"run_id": name, "display_name": name, "role": role, "oracle": oracle, "predictions_file":
+                f"{name}.p.jsonl", "_path": str(tmp_path / f"{name}.json"),
+                "metrics": {"ndcg@5": 0.5, "coverage": 0.25}}
+
+    recs = [rec("Pop", "popularity", [[1, 2, 3], [1, 2, 3]]), rec("SFT", "sft", [[1, 4, 5], [6, 7, 8]]),
+            rec("M", "", [[1, 2, 4], [6, 2, 9]]), rec("Oracle", "", [[1, 2, 3], [1, 2, 3]], oracle=True)]
+    rows = {r[0]: r for r in overlap_table(recs)}
+    assert "Oracle" not in rows
+    assert rows["M"][3:] == (1.5, 1.5)  # with Pop: 2 and 1 items; with SFT: 2 and 1
+    assert rows["Pop"][3:] == (3.0, 0.5) and rows["SFT"][3:] == (0.5, 3.0)
