@@ -12,7 +12,16 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark.config import DATASETS, PROFILES, SCRATCH_ONLY, cache_dir, data_dir, get_profile, split_overrides
+from benchmark.config import (
+    DATASET_OVERRIDES,
+    DATASETS,
+    PROFILES,
+    SCRATCH_ONLY,
+    cache_dir,
+    data_dir,
+    get_profile,
+    split_overrides,
+)
 from benchmark.errors import UserError, unknown_name
 
 RUNS_DIR = "results/runs"  # where `run` writes by default, and what `report` renders by default
@@ -161,6 +170,11 @@ def profiles_markdown() -> str:
             if f.name != "name"]
     out = ["Profiles (`benchmark.config.PROFILES`):", "",
            tabulate(rows, headers=["field", *(p.name for p in profiles)], tablefmt="github")]
+    per_dataset = [f"- `{p}` on {d}: " + ", ".join(f"{k} = {v}" for k, v in sets.items())
+                   for p, by_ds in DATASET_OVERRIDES.items() for d, sets in by_ds.items()]
+    if per_dataset:
+        out += ["", "Per-dataset values (`benchmark.config.DATASET_OVERRIDES`, chosen on that dataset's validation "
+                "split; a `--set` of the same field wins):", "", *per_dataset]
     rows = []
     for m in all_methods():
         cfgs = [resolve_configs(m, p, {}) for p in profiles]

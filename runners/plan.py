@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.config import Profile, apply_overrides, check_fields, check_seeds
+from benchmark.config import Profile, apply_overrides, check_fields, check_seeds, profile_for
 from benchmark.data import ALIGN_SPLIT, Dataset, alignment_pool, alignment_subset, cap_windows, sft_windows
 from benchmark.errors import UserError
 from methods.common.models import content_hash
@@ -119,13 +119,15 @@ def plan(methods: list[str], datasets: list[Dataset], profile: Profile, seeds: l
     profile, configs = resolve(methods, profile, seeds, overrides)
     if not datasets:
         raise UserError("--datasets is empty. Give comma-separated names (steam, cds, goodreads) or folders")
+    user_fields = {k for k in overrides if "." not in k and k in {f.name for f in dataclasses.fields(profile)}}
     specs = []
     for ds in datasets:
+        dprofile = profile_for(profile, ds.name, keep=user_fields)  # the profile's per-dataset values, if any
         for m in methods:
             for cfg in configs[m]:
                 for s in seeds:
-                    specs.append(RunSpec(m, ds.name, profile, s, cfg, ds, make_run_id(m, ds, profile, s, cfg, splits),
-                                         tuple(splits)))
+                    specs.append(RunSpec(m, ds.name, dprofile, s, cfg, ds,
+                                         make_run_id(m, ds, dprofile, s, cfg, splits), tuple(splits)))
     return specs
 
 
@@ -190,14 +192,15 @@ def stages(spec: RunSpec, n_processes: int = 1) -> list[str]:
 def describe(specs: list[RunSpec], n_processes: int = 1) -> str:
     """The resolved plan as text (`benchmark run --dry-run`): per dataset its windows, then per run its stages and
     its full configs. Nothing is loaded but the datasets."""
-    lines, seen_profile, seen_data = [], False, set()
+    lines, shown, seen_data = [], None, set()
     for spec in specs:
-        if not seen_profile:
-            lines.append(f"profile {spec.profile.name}: {json.dumps(dataclasses.asdict(spec.profile))}")
-            seen_profile = True
         ds = spec.data
         if ds.name not in seen_data:
             seen_data.add(ds.name)
+            prof = dataclasses.asdict(spec.profile)
+            if prof != shown:  # once, and again for a dataset with its own values (config.DATASET_OVERRIDES)
+                lines.append(f"profile {spec.profile.name}{f' for {ds.name}' if shown else ''}: {json.dumps(prof)}")
+                shown = prof
             w = ds.stats["windows"]
             lines += ["", f"dataset {ds.name} ({ds.fmt}, data hash {ds.data_hash}): {ds.n_items:,} items; windows "
                       + ", ".join(f"{k} {v:,}" for k, v in w.items())

@@ -137,3 +137,32 @@ def test_qualified_set_errors(sets, expect):
     with pytest.raises(UserError) as e:
         resolve(["blade_n"], SMOKE, [0], sets)
     assert expect in str(e.value)
+
+
+def test_dataset_overrides_name_real_profiles_datasets_and_fields_and_resolve():
+    from benchmark.config import DATASET_OVERRIDES, profile_for
+
+    fields = {f.name for f in dataclasses.fields(PROFILES["cpu"])}
+    for prof, by_ds in DATASET_OVERRIDES.items():
+        assert prof in PROFILES
+        for ds, sets in by_ds.items():
+            assert ds in DATASETS and set(sets) <= fields
+            profile_for(PROFILES[prof], ds)  # valid values (Profile.__post_init__ checks them)
+
+
+def test_per_dataset_values_apply_to_their_dataset_only_and_yield_to_set(monkeypatch):
+    from types import SimpleNamespace
+
+    import benchmark.config as config
+    from runners.plan import plan
+
+    monkeypatch.setitem(config.DATASET_OVERRIDES, "cpu", {"goodreads": {"sft_patience": "40"}})
+    cpu = PROFILES["cpu"]
+    steam, good = (SimpleNamespace(name=n, data_hash="h") for n in ("steam", "goodreads"))
+    specs = plan(["pop"], [steam, good], cpu, [0], {})
+    assert specs[0].profile == cpu  # steam: the profile as registered, so its run ids do not change
+    assert specs[1].profile.sft_patience == 40 and cpu.sft_patience == 6
+    assert specs[1].run_id != plan(["pop"], [good], apply_overrides(cpu, {"sft_patience": "6"}, "p"), [0],
+                                   {"sft_patience": "6"})[0].run_id
+    user = plan(["pop"], [steam, good], cpu, [0], {"sft_patience": "7"})
+    assert [s.profile.sft_patience for s in user] == [7, 7]  # the user's --set wins everywhere
