@@ -19,9 +19,10 @@ import argparse
 import json
 import logging
 import statistics
+from dataclasses import asdict
 from pathlib import Path
 
-from benchmark.config import cache_dir, data_dir, get_profile
+from benchmark.config import cache_dir, data_dir, get_profile, profile_for
 from benchmark.data import load_dataset
 from benchmark.metrics import paired_bootstrap
 from runners.sft_tuning import dataset_records, valid_user_means
@@ -76,7 +77,11 @@ def table(datasets: list[str], results: Path = RESULTS) -> str:
             "| zero spread raw / proxy | above ref max first → last ¼ | align-valid peak step |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for name in datasets:
-        recs = dataset_records(results, name)
+        # only the records on the dataset's current SFT base: its data hash and the profile `run` resolves for it now
+        # (Goodreads' records on the A17 SFT left the table when its per-dataset patience became 40, §9)
+        current = json.loads(json.dumps(asdict(profile_for(get_profile("cpu"), name))))
+        recs = [r for r in dataset_records(results, name)
+                if all(current.get(k, v) == v for k, v in r["config"]["profile"].items())]
         sft = next((r for r in recs if r["method"] == "bigrec"), None)
         cache: dict = {}
         base = valid_user_means([sft], cache) if sft else None
