@@ -1,40 +1,24 @@
-"""BLADE-R: Bayesian List-wise Alignment via Dynamic Estimation with Recall@10 as the list reward.
+"""BLADE-R: BLADE (methods/blade_n.py) with Recall@10 instead of NDCG@10 as the list reward; everything else,
+training and decoding included, is BLADE-N's.
 
 Reference: "Beyond Static Best-of-N: Bayesian List-wise Alignment for LLM-based Recommendation", SIGIR'26
-(Eq. 11-15, Algorithm 1). Official code (RegionCh/BLADE) was not public; everything follows the paper and
-docs/design.md §5. GRPO backbone: TRL's GRPOTrainer (methods/common/grpo.py). Deviations: add-one smoothing of F
-(log F finite; vBoN's code does the same), constrained rollouts (design.md §4), N = 4 and beta = 0.04 (unstated).
+(Eq. 11-15, Algorithm 1; Table 3's BLADE-R row).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.base import Method, RunContext
-from methods.common.blade import BLADE_PROFILE_OVERRIDES, BladeConfig, train_blade
-from methods.common.llm import greedy_lists
-from methods.common.sft import load_sft
+from methods.blade_n import BladeN
 from methods.registry import register_method
 
 
 @register_method("blade_r")
-class BladeR(Method):
+class BladeR(BladeN):
     display_name = "BLADE-R"
-    paper = "Beyond Static Best-of-N: Bayesian List-wise Alignment for LLM-based Recommendation, SIGIR 2026"
-    category = "ours"
-    uses_sft = True
-    profile_overrides = BLADE_PROFILE_OVERRIDES  # + the paper's tau search
 
     @dataclass
-    class Config(BladeConfig):
+    class Config(BladeN.Config):
         """BLADE with R = Recall@10."""
 
         reward: str = "recall"
-
-    def fit(self, ctx: RunContext) -> dict:
-        final = train_blade(ctx, self.config)
-        self.model, self.tok, _ = load_sft(final)  # loaded here so recommend() latency is decoding only
-        return {"model": str(final)}
-
-    def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
-        return greedy_lists(ctx, self.model, self.tok, windows)

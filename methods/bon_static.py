@@ -10,31 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.base import Method, RunContext
-from methods.common.blade import PROFILE_OVERRIDES, BladeConfig, train_blade
-from methods.common.llm import greedy_lists
-from methods.common.sft import load_sft
+from methods.blade_n import BladeN
+from methods.common.blade import PROFILE_OVERRIDES
 from methods.registry import register_method
 
 
 @register_method("bon_static")
-class BoNStatic(Method):
+class BoNStatic(BladeN):
+    """BLADE-N's training and decoding with the dynamic evidence off (tau = 0)."""
+
     display_name = "BoN Alignment"
     paper = "Amini et al., Variational Best-of-N Alignment, ICLR 2025"
     category = "listwise"
-    uses_sft = True
-    profile_overrides = PROFILE_OVERRIDES
+    profile_overrides = PROFILE_OVERRIDES  # BLADE's without the paper profile's tau search
 
     @dataclass
-    class Config(BladeConfig):
+    class Config(BladeN.Config):
         """BLADE's config with tau = 0 (the static estimator F = (N_ref(<r) + 1) / (M + 1))."""
 
         tau: float = 0.0
-
-    def fit(self, ctx: RunContext) -> dict:
-        final = train_blade(ctx, self.config)
-        self.model, self.tok, _ = load_sft(final)  # loaded here so recommend() latency is decoding only
-        return {"model": str(final)}
-
-    def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
-        return greedy_lists(ctx, self.model, self.tok, windows)
