@@ -67,7 +67,7 @@ def random_negatives(length: int, banned: set[int], n_items: int, n: int, rng: r
 class SDPO(Method):
     display_name = "S-DPO"
     paper = "Chen et al., On Softmax Direct Preference Optimization for Recommendation, NeurIPS 2024"
-    category = "listwise"
+    category = "llm"
     uses_sft = True
     profile_overrides = PROFILE_OVERRIDES
 

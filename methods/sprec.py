@@ -35,7 +35,7 @@ def self_play_negative(positive: Sequence[int], greedy: Sequence[int]) -> list[i
 class SPRec(Method):
     display_name = "SPRec"
     paper = "Gao et al., SPRec: Self-Play to Debias LLM-based Recommendation, WWW 2025"
-    category = "listwise"
+    category = "llm"
     uses_sft = True
     # cpu: the DPO step at upstream's lr 2e-5, not the family's 1e-4, which collapsed the policy after the first DPO
     # step on steam validation (alignment-valid NDCG@5 0.127 -> 0.011; docs/benchmarks.md, preference baselines)

@@ -41,12 +41,18 @@ LEGACY_FLAGS = {
     "bon_inference": {"oracle": True, "role": ""},
 }
 
+# Categories corrected after records were written: S-DPO's and SPRec's records written before this table (2026-11-30,
+# 4c18f16) say "listwise"; the paper's Table 3 groups them with the LLM-based methods, as the classes now do.
+RECATEGORISED = {"sdpo": "llm", "sprec": "llm"}
+
 
 def with_flags(record: dict[str, Any]) -> dict[str, Any]:
     """Fill what older records lack: ``oracle``/``role`` (`LEGACY_FLAGS`, else False/"") and ``curve`` (it was
-    ``stats.valid_curve``)."""
+    ``stats.valid_curve``), and correct the category of `RECATEGORISED` methods."""
     for key, value in {"oracle": False, "role": "", **LEGACY_FLAGS.get(record.get("method"), {})}.items():
         record.setdefault(key, value)
+    if record.get("method") in RECATEGORISED:
+        record["category"] = RECATEGORISED[record["method"]]
     record.setdefault("curve", (record.get("stats") or {}).get("valid_curve"))
     return record
 

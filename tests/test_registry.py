@@ -28,6 +28,18 @@ def test_legacy_flags_match_the_classes():
         cls = get_method(name)
         assert flags == {"oracle": cls.oracle, "role": cls.role}, name
     assert [m for m in all_methods() if METHODS[m].oracle] == ["bon_inference"]
+
+
+def test_recategorised_methods_match_the_classes():
+    from reports.records import RECATEGORISED
+
+    for name, category in RECATEGORISED.items():
+        assert get_method(name).category == category, name
+    # the paper's Table 3 groups: LLM-based, inference strategies, list-wise, ours
+    assert {m: METHODS[m].category for m in all_methods() if METHODS[m].category != "reference"} == {
+        "bigrec": "llm", "sdpo": "llm", "rere": "llm", "sprec": "llm", "beam": "inference", "d3": "inference",
+        "bon_inference": "inference", "list_dpo": "listwise", "bon_static": "listwise", "blade_n": "ours",
+        "blade_r": "ours"}
     assert {m: METHODS[m].role for m in all_methods() if METHODS[m].role} == {"bigrec": "sft", "pop": "popularity"}
 
 
