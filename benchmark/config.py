@@ -272,8 +272,8 @@ PROFILES: dict[str, Profile] = {
 }
 
 # Per-dataset values of a profile's fields, chosen on that dataset's validation split (docs/benchmarks.md §9):
-# {profile: {dataset name: {field: value}}}. They apply to the named dataset only, under the user's --set of the same
-# field; kept out of `Profile` so every other dataset's resolved profile (and so its run ids) is unchanged.
+# {profile: {dataset name: {field: value}}}. They apply to the named dataset only (the planner applies the user's
+# --set on top); kept out of `Profile` so every other dataset's resolved profile (and so its run ids) is unchanged.
 DATASET_OVERRIDES: dict[str, dict[str, dict[str, str]]] = {
     # Goodreads (one target item, 727 validation pseudo-readers): the ranking keeps rising after the validation loss
     # stops improving; patience 40 evaluations (attempt A19) instead of 6 (A17): validation NDCG@5 0.0466 -> 0.0563
@@ -283,9 +283,9 @@ DATASET_OVERRIDES: dict[str, dict[str, dict[str, str]]] = {
 }
 
 
-def profile_for(profile: Profile, dataset: str, keep: frozenset[str] | set[str] = frozenset()) -> Profile:
-    """`profile` with its `DATASET_OVERRIDES` for `dataset` applied, except the fields in `keep` (set by the user)."""
-    sets = {k: v for k, v in DATASET_OVERRIDES.get(profile.name, {}).get(dataset, {}).items() if k not in keep}
+def profile_for(profile: Profile, dataset: str) -> Profile:
+    """`profile` with its `DATASET_OVERRIDES` for `dataset` applied."""
+    sets = DATASET_OVERRIDES.get(profile.name, {}).get(dataset, {})
     return apply_overrides(profile, sets, f"profile {profile.name!r} for dataset {dataset!r}") if sets else profile
 
 
@@ -426,6 +426,6 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-__all__ = ["Profile", "PROFILES", "DATASET_OVERRIDES", "profile_for", "SCRATCH_ONLY", "SFT_SELECT", "DataConfig", "DATASETS", "get_profile", "data_dir",
-           "cache_dir", "apply_overrides", "split_overrides", "to_dict", "field", "check_fields", "at_least", "above",
-           "in_range", "one_of", "optional", "check_seeds"]
+__all__ = ["Profile", "PROFILES", "DATASET_OVERRIDES", "profile_for", "SCRATCH_ONLY", "SFT_SELECT", "DataConfig",
+           "DATASETS", "get_profile", "data_dir", "cache_dir", "apply_overrides", "split_overrides", "to_dict",
+           "field", "check_fields", "at_least", "above", "in_range", "one_of", "optional", "check_seeds"]

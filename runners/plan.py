@@ -116,13 +116,14 @@ def make_run_id(method: str, ds: Dataset, profile: Profile, seed: int, config,
 def plan(methods: list[str], datasets: list[Dataset], profile: Profile, seeds: list[int],
          overrides: dict[str, str], splits: tuple[str, ...] = ("valid", "test")) -> list[RunSpec]:
     """Datasets outermost (one SFT per dataset is shared by its runs), then methods in registry order, then seeds."""
-    profile, configs = resolve(methods, profile, seeds, overrides)
+    base = profile
+    profile, configs = resolve(methods, profile, seeds, overrides)  # every --set validated before the data
     if not datasets:
         raise UserError("--datasets is empty. Give comma-separated names (steam, cds, goodreads) or folders")
-    user_fields = {k for k in overrides if "." not in k and k in {f.name for f in dataclasses.fields(profile)}}
     specs = []
     for ds in datasets:
-        dprofile = profile_for(profile, ds.name, keep=user_fields)  # the profile's per-dataset values, if any
+        # the profile's values for this dataset (config.DATASET_OVERRIDES), then the user's --set on top
+        dprofile = split_sets(overrides, profile_for(base, ds.name), methods)[0]
         for m in methods:
             for cfg in configs[m]:
                 for s in seeds:

@@ -153,7 +153,7 @@ def test_dataset_overrides_name_real_profiles_datasets_and_fields_and_resolve():
 def test_per_dataset_values_apply_to_their_dataset_only_and_yield_to_set(monkeypatch):
     from types import SimpleNamespace
 
-    import benchmark.config as config
+    from benchmark import config
     from runners.plan import plan
 
     monkeypatch.setitem(config.DATASET_OVERRIDES, "cpu", {"goodreads": {"sft_patience": "40"}})
