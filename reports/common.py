@@ -167,6 +167,12 @@ def category_rank(category: str) -> int:
     return CATEGORY_ORDER.index(category) if category in CATEGORY_ORDER else len(CATEGORY_ORDER)
 
 
+def mean_of(xs: list, digits: int = 3) -> str:
+    """The mean of the finite values in `xs` at `digits` decimals; "—" when there are none."""
+    xs = [x for x in xs if x is not None and np.isfinite(x)]
+    return f"{np.mean(xs):.{digits}f}" if xs else "—"
+
+
 def mean_std(vals: list[float], digits: int = 4) -> str:
     """``mean ± sample std`` over seeds (ddof=1), the mean alone for one value, "—" for none."""
     if not vals:

@@ -13,16 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from reports.common import Inputs, Output, Table, dataset_name, order_datasets, simple_table
-from reports.records import load_predictions, row_key
+from reports.common import Inputs, Output, Table, dataset_name, mean_of, order_datasets, simple_table
+from reports.records import row_key, window_lists
 
 
 def has_beams(record: dict[str, Any]) -> bool:
     return bool((record.get("stats") or {}).get("beam_scores"))
-
-
-def _key(row: dict) -> tuple:
-    return row["user"], tuple(row.get("history") or ()), tuple(row.get("target") or ())
 
 
 def _overlap(rec: dict, sft: dict | None, cache: dict) -> tuple[float | None, float | None]:
@@ -31,7 +27,7 @@ def _overlap(rec: dict, sft: dict | None, cache: dict) -> tuple[float | None, fl
         return None, None
     for r in (rec, sft):
         if r["run_id"] not in cache:
-            cache[r["run_id"]] = {_key(row): row["items"] for row in load_predictions(r) or []}
+            cache[r["run_id"]] = window_lists(r)
     mine, base = cache[rec["run_id"]], cache[sft["run_id"]]
     common = [k for k in mine if k in base]
     if not common:
@@ -47,11 +43,6 @@ def _beam(rec: dict, rank: int) -> float | None:
     return float(scores[-1][rank - 1]) if scores and len(scores[-1]) >= rank else None
 
 
-def _fmt(xs: list, digits: int) -> str:
-    xs = [x for x in xs if x is not None]
-    return f"{np.mean(xs):.{digits}f}" if xs else "—"
-
-
 def decoding_table(records: list[dict], profile: str) -> tuple[str, str, list]:
     cache: dict = {}
     body = []
@@ -65,15 +56,15 @@ def decoding_table(records: list[dict], profile: str) -> tuple[str, str, list]:
         order = sorted(groups, key=lambda k: (groups[k][0]["role"] != "sft", groups[k][0]["display_name"].lower()))
         for key in order:
             g = groups[key]
-            m = lambda k: _fmt([r["metrics"].get(k) for r in g], 4 if k in ("ndcg@5", "ild", "mgu") else 3)  # noqa
+            m = lambda k: mean_of([r["metrics"].get(k) for r in g], 4 if k in ("ndcg@5", "ild", "mgu") else 3)  # noqa
             over = [_overlap(r, sfts.get(r["seed"]) or next(iter(sfts.values()), None), cache)
                     if r["role"] != "sft" else (None, None) for r in g]
             body.append([dataset_name(d), g[0]["display_name"], ",".join(str(r["seed"]) for r in g), m("ndcg@5"),
                          m("duplicate_rate"), m("coverage"), m("ild"), m("mgu"),
-                         _fmt([o[0] for o in over], 2), _fmt([o[1] for o in over], 3),
-                         _fmt([r.get("tokens_generated_test") for r in g], 0),
-                         _fmt([r["timings"].get("recommend_s") for r in g], 1),
-                         " / ".join(_fmt([_beam(r, k) for r in g], 3) for k in (1, 5, 10))])
+                         mean_of([o[0] for o in over], 2), mean_of([o[1] for o in over], 3),
+                         mean_of([r.get("tokens_generated_test") for r in g], 0),
+                         mean_of([r["timings"].get("recommend_s") for r in g], 1),
+                         " / ".join(mean_of([_beam(r, k) for r in g], 3) for k in (1, 5, 10))])
     head = ["Dataset", "Method", "Seeds", "N@5", "Dup. rate", "Coverage", "ILD", "MGU", "Shared with SFT (of 10)",
             "Same first item", "Tokens", "Decode s", "Beam score rank 1 / 5 / 10"]
     md, tex = simple_table(f"# Decoding diagnostics ({profile} profile)", head, body, [

@@ -20,7 +20,17 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from reports.common import Inputs, Output, Table, config_groups, mean_std, order_datasets, step_curve, tex_tabular
+from reports.common import (
+    Inputs,
+    Output,
+    Table,
+    config_groups,
+    mean_of,
+    mean_std,
+    order_datasets,
+    step_curve,
+    tex_tabular,
+)
 from reports.records import paired_test
 
 EDGE = 8  # steps averaged at the start and at the end of training
@@ -28,11 +38,6 @@ EDGE = 8  # steps averaged at the start and at the end of training
 
 def is_grpo(record: dict[str, Any]) -> bool:
     return bool(record.get("stats", {}).get("train_log"))
-
-
-def _fmt(xs: list, digits: int = 3) -> str:
-    xs = [x for x in xs if x is not None and np.isfinite(x)]
-    return f"{np.mean(xs):.{digits}f}" if xs else "—"
 
 
 def _log(rec: dict, key: str, part: slice = slice(None)) -> float | None:
@@ -86,13 +91,13 @@ def diagnostics_table(records: list[dict[str, Any]], title: str) -> tuple[str, s
             rows.append([ds, g[0]["display_name"], {k: json.loads(v) for k, v in zip(varied, key)},
                          ",".join(str(r["seed"]) for r in g),
                          mean_std([r["metrics_valid"]["ndcg@5"] for r in g]), curve,
-                         f"{_fmt([_log(r, 'frac_zero_spread', slice(None, EDGE)) for r in g])} → "
-                         f"{_fmt([_log(r, 'frac_zero_spread', slice(-EDGE, None)) for r in g])}",
-                         _fmt([_log(r, "frac_zero_spread_proxy") for r in g]),
-                         _fmt([_log(r, "frac_above_ref_max") for r in g]),
-                         _fmt([_log(r, "kl", slice(-EDGE, None)) for r in g]),
-                         _fmt([_decay(r) for r in g], 2),
-                         _fmt([r["stats"].get("grpo_seconds") for r in g], 0),
+                         f"{mean_of([_log(r, 'frac_zero_spread', slice(None, EDGE)) for r in g])} → "
+                         f"{mean_of([_log(r, 'frac_zero_spread', slice(-EDGE, None)) for r in g])}",
+                         mean_of([_log(r, "frac_zero_spread_proxy") for r in g]),
+                         mean_of([_log(r, "frac_above_ref_max") for r in g]),
+                         mean_of([_log(r, "kl", slice(-EDGE, None)) for r in g]),
+                         mean_of([_decay(r) for r in g], 2),
+                         mean_of([r["stats"].get("grpo_seconds") for r in g], 0),
                          _vs_static(g, _twin(groups, key, varied), cache)])
     cols = sorted({k for v in header_sets for k in v})
     headers = ["dataset", "method", *cols, "seeds", "valid N@5", "align-valid N@5 first → last",

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from reports.common import Inputs, Output, Table, dataset_name, order_datasets, simple_table
+from reports.common import Inputs, Output, Table, dataset_name, mean_of, order_datasets, simple_table
 from reports.records import row_key
 
 EDGE = 5  # steps averaged at the end of training
@@ -22,16 +22,6 @@ EDGE = 5  # steps averaged at the end of training
 
 def is_preference(record: dict[str, Any]) -> bool:
     return any("train_log" in it for it in (record.get("stats") or {}).get("iterations") or [])
-
-
-def _mean(xs: list) -> str:
-    xs = [x for x in xs if x is not None]
-    return f"{np.mean(xs):.3f}" if xs else "—"
-
-
-def _int(xs: list) -> str:
-    xs = [x for x in xs if x is not None]
-    return f"{np.mean(xs):.0f}" if xs else "—"
 
 
 def _log(it: dict, key: str, last: bool) -> float | None:
@@ -60,18 +50,21 @@ def preference_table(records: list[dict], profile: str) -> tuple[str, str, list]
                 its = [r["stats"]["iterations"][i] for r in g if i < len(r["stats"]["iterations"])]
                 t = its[0].get("iteration", i + 1)
                 body.append([
-                    dataset_name(d), g[0]["display_name"], str(t) if n_iter > 1 else "", ",".join(str(r["seed"]) for r in g),
-                    _mean([it.get("pairs_kept") for it in its]), _int([it.get("dpo_steps") for it in its]),
-                    f"{_mean([_log(it, 'loss', False) for it in its])} → {_mean([_log(it, 'loss', True) for it in its])}",
-                    f"{_mean([_log(it, 'rewards/margins', False) for it in its])} → "
-                    f"{_mean([_log(it, 'rewards/margins', True) for it in its])}",
-                    _mean([_log(it, "rewards/accuracies", True) for it in its]),
-                    f"{_mean([_log(it, 'rewards/chosen', True) for it in its])} / "
-                    f"{_mean([_log(it, 'rewards/rejected', True) for it in its])}",
-                    f"{_mean([_curve(r, t, 'sft') for r in g])} → {_mean([_curve(r, t, 'dpo') for r in g])}",
-                    _int([it.get("dpo_seconds") for it in its]),
-                    _int([r["timings"].get("fit_s") for r in g]) if i == 0 else "",
-                    f"{np.mean([r['timings']['recommend_s'] for r in g]):.1f}" if i == 0 else "",
+                    dataset_name(d), g[0]["display_name"], str(t) if n_iter > 1 else "",
+                    ",".join(str(r["seed"]) for r in g),
+                    mean_of([it.get("pairs_kept") for it in its]), mean_of([it.get("dpo_steps") for it in its], 0),
+                    f"{mean_of([_log(it, 'loss', False) for it in its])} → "
+                    f"{mean_of([_log(it, 'loss', True) for it in its])}",
+                    f"{mean_of([_log(it, 'rewards/margins', False) for it in its])} → "
+                    f"{mean_of([_log(it, 'rewards/margins', True) for it in its])}",
+                    mean_of([_log(it, "rewards/accuracies", True) for it in its]),
+                    f"{mean_of([_log(it, 'rewards/chosen', True) for it in its])} / "
+                    f"{mean_of([_log(it, 'rewards/rejected', True) for it in its])}",
+                    f"{mean_of([_curve(r, t, 'sft') for r in g])} → "
+                    f"{mean_of([_curve(r, t, 'dpo') for r in g])}",
+                    mean_of([it.get("dpo_seconds") for it in its], 0),
+                    mean_of([r["timings"].get("fit_s") for r in g], 0) if i == 0 else "",
+                    mean_of([r["timings"]["recommend_s"] for r in g], 1) if i == 0 else "",
                 ])
     head = ["Dataset", "Method", "Iter.", "Seeds", "Pairs kept", "DPO steps", f"Loss step 1 → last {EDGE}",
             f"Margin step 1 → last {EDGE}", f"Acc. last {EDGE}", f"β·h chosen / rejected, last {EDGE}",

@@ -190,6 +190,13 @@ def load_predictions(record: dict[str, Any], field: str = "predictions_file") ->
 
 
 
+def window_lists(record: dict[str, Any]) -> dict[tuple, list[int]]:
+    """{(user, history, target): the record's list} from its test predictions ({} without a predictions file): what
+    compares two methods' lists window by window."""
+    return {(r["user"], tuple(r.get("history") or ()), tuple(r.get("target") or ())): r["items"]
+            for r in load_predictions(record) or []}
+
+
 def user_values(record: dict, cache: dict,
                 field: str = "predictions_file") -> dict[str, tuple[dict[str, float], dict[str, int]]] | None:
     """``{metric: (user -> mean over the user's windows, user -> number of windows)}``; None without predictions.

@@ -13,12 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.records import dedupe, load_predictions, load_records
-
-
-def lists(record: dict) -> dict[tuple, list[int]]:
-    return {(r["user"], tuple(r.get("history") or ()), tuple(r.get("target") or ())): r["items"]
-            for r in load_predictions(record) or []}
+from reports.records import dedupe, load_records, window_lists
 
 
 def overlap_table(records: list[dict]) -> list[tuple[str, float, float, float, float]]:
@@ -26,12 +21,12 @@ def overlap_table(records: list[dict]) -> list[tuple[str, float, float, float, f
     dataset, one seed); Pop and SFT rows are found by the records' roles."""
     pop = next(r for r in records if r["role"] == "popularity")
     sft = next(r for r in records if r["role"] == "sft")
-    base = {"pop": lists(pop), "sft": lists(sft)}
+    base = {"pop": window_lists(pop), "sft": window_lists(sft)}
     out = []
     for r in sorted(records, key=lambda r: r["display_name"].lower()):
         if r["oracle"]:
             continue
-        mine = lists(r)
+        mine = window_lists(r)
         shared = {k: float(np.mean([len(set(v) & set(b[w])) for w, v in mine.items() if w in b]))
                   for k, b in base.items()}
         out.append((r["display_name"], r["metrics"]["ndcg@5"], r["metrics"]["coverage"], shared["pop"], shared["sft"]))

@@ -354,7 +354,7 @@ def test_preference_signals_hand_computed(tmp_path):
     # 6 steps: loss log 2 at step 1, the last 5 average to 0.5; margin 0 -> mean of the last five 0.2
     losses, margins = [0.6931, 0.5, 0.5, 0.5, 0.5, 0.5], [0.0, 0.1, 0.1, 0.2, 0.3, 0.3]
     recs = [rec(0, 0.75, losses, margins), rec(1, 0.25, losses, margins), rec(0, 1.0, losses, margins, 2)]
-    md, _, body = preference_table(recs, "cpu")
+    _, _, body = preference_table(recs, "cpu")
     lst = next(r for r in body if r[1] == "List DPO")
     assert lst[2:7] == ["", "0,1", "0.500", "6", "0.693 → 0.500"]
     assert lst[7] == "0.000 → 0.200" and lst[8] == "1.000" and lst[9] == "0.100 / -0.100"
@@ -373,9 +373,11 @@ def test_decoding_diagnostics_hand_computed(tmp_path):
         rows = [{"user": f"u{i}", "history": [9], "target": [1], "items": items, "metrics": {}}
                 for i, items in enumerate(lists)]
         (d / f"{run_id}.p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        stats = {"beam_scores": [{"n_windows": 5, "mean_score_by_rank": [9.0] * 10},  # validation, then test
-                                 {"n_windows": 2, "mean_score_by_rank": [-1.0 - k for k in range(10)]}]} if beams else {}
-        return {"run_id": run_id, "method": run_id, "display_name": run_id, "role": role, "dataset": "steam", "seed": 0,
+        scores = [{"n_windows": 5, "mean_score_by_rank": [9.0] * 10},  # validation, then test
+                  {"n_windows": 2, "mean_score_by_rank": [-1.0 - k for k in range(10)]}]
+        stats = {"beam_scores": scores} if beams else {}
+        return {"run_id": run_id, "method": run_id, "display_name": run_id, "role": role, "dataset": "steam",
+                "seed": 0,
                 "metrics": {"ndcg@5": 0.1, "duplicate_rate": 0.0, "coverage": 0.5, "ild": 0.6, "mgu": 0.07},
                 "tokens_generated_test": 40, "timings": {"recommend_s": 3.0}, "stats": stats,
                 "predictions_file": f"{run_id}.p.jsonl", "_path": str(d / f"{run_id}.json")}
