@@ -17,7 +17,7 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from benchmark.config import Profile, apply_overrides, cache_dir, data_dir, get_profile
+from benchmark.config import Profile, apply_overrides, cache_dir, data_dir
 from benchmark.data import load_dataset
 from reports.records import pooled_user_means
 from benchmark.metrics import paired_bootstrap
