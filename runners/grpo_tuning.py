@@ -34,6 +34,8 @@ SETTINGS: dict[str, dict[str, str]] = {
     "G1": {"lr": "2e-5"},
     "G2": {"lr": "2e-5", "beta": "0.1"},
     "G3": {"lr": "5e-5"},
+    # "before" (issue 9): the old trainer's full-vocabulary log-probs at its lr; dropout stays off (it has no switch)
+    "R0": {"lr": "1e-4", "logps": "raw"},
 }
 RESULTS = Path("results/grpo_tuning")
 
