@@ -77,6 +77,24 @@ def provenance(records: list[dict]) -> str:
             f"created {dates[0] + (' to ' + dates[-1] if len(dates) > 1 else '')}; git {', '.join(shas)}")
 
 
+def compute(records: list[dict]) -> str:
+    """One line: the compute the records measured, in hours. Runs: the sum of their `fit_s`, `recommend_s` and
+    `valid_s`. SFT checkpoints: each distinct one's training seconds (``stats.sft.seconds``, which every record on
+    that checkpoint repeats) counted once, since runs after the first load it from the cache. Reference sets or
+    checkpoints built before these runs and not recorded by them are not counted."""
+    def hours(s: float) -> str:
+        return f"{s / 3600:.2f} h"
+
+    t = {k: sum((r.get("timings") or {}).get(k) or 0.0 for r in records) for k in ("fit_s", "recommend_s", "valid_s")}
+    sft = {(r["dataset"], r.get("data_hash"), (r.get("stats") or {}).get("sft", {}).get("seconds"))
+           for r in records if isinstance((r.get("stats") or {}).get("sft"), dict)}
+    sft_s = sum(s for *_, s in sft if s)
+    total = sum(t.values()) + sft_s
+    return (f"{hours(total)} in all: training {hours(t['fit_s'])} (after cached steps), decoding test "
+            f"{hours(t['recommend_s'])} and validation {hours(t['valid_s'])}, {len(sft)} SFT checkpoint"
+            f"{'s' if len(sft) != 1 else ''} {hours(sft_s)}")
+
+
 def _embed(md: str) -> str:
     """A table's Markdown under a README heading: its own title dropped, its sub-headings demoted."""
     lines = md.splitlines()
@@ -126,7 +144,7 @@ def render_all(results_dir: Path, out_dir: Path, command: str = "") -> Report:
             f"`{source}`: every number and figure below is computed from them "
             "(regenerate, never edit). Each output names the runs it was drawn from"
             + (f"; the {len(figure_only)} runs planned only for figures are left out of the tables." if figure_only
-               else "."), ""]
+               else "."), "", f"Compute measured by these records: {compute(loaded)}.", ""]
     if report.skipped:
         head += ["Not rendered (one line each: why, and the command that makes the missing runs):", ""]
         head += [f"- {line}" for line in report.skipped] + [""]
