@@ -5,6 +5,7 @@ is never decoded) on the `cpu` profile, 3 seeds, with the SFT model (``bigrec``)
 
     python -m runners.grpo_tuning --datasets steam,cds,goodreads --settings G0,G1 --seeds 0,1,2   # runs what is missing
     python -m runners.grpo_tuning --datasets steam,cds,goodreads --table                        # prints the table only
+    python -m runners.grpo_tuning --table --compare R0,G0     # and paired tests: G0 - R0, BLADE-N - static
 
 Records go to results/grpo_tuning/ (run ids hash the configs, so finished runs are skipped). The table has, per
 (dataset, setting, method), means over the seeds found: validation NDCG@5 and its difference from SFT (paired user
@@ -74,6 +75,40 @@ def _quarters(log: list[dict], key: str) -> tuple[float, float]:
     return statistics.mean(xs[:q]), statistics.mean(xs[-q:])
 
 
+def _groups(name: str, results: Path) -> tuple[dict | None, dict[tuple[str, str], list[dict]]]:
+    """The SFT record and {(setting, method): records sorted by seed} of one dataset, keeping only the records on
+    its current SFT base: its data hash and the profile `run` resolves for it now (Goodreads' records on the A17 SFT
+    left when its per-dataset patience became 40, docs/benchmarks.md §9)."""
+    current = json.loads(json.dumps(asdict(profile_for(get_profile("cpu"), name))))
+    recs = [r for r in dataset_records(results, name)
+            if all(current.get(k, v) == v for k, v in r["config"]["profile"].items())]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in sorted(recs, key=lambda r: r["seed"]):
+        if r["method"] in METHODS:
+            groups.setdefault((_setting(r), r["method"]), []).append(r)
+    return next((r for r in recs if r["method"] == "bigrec"), None), groups
+
+
+def compare(datasets: list[str], before: str, after: str, results: Path = RESULTS) -> str:
+    """Paired user bootstraps (validation NDCG@5, seeds pooled per user): `after` − `before` for each method, and
+    BLADE-N − static BoN within each of the two settings."""
+    rows = ["| dataset | comparison | difference [95 % CI] p |", "|---|---|---|"]
+    for name in datasets:
+        _, groups = _groups(name, results)
+        cache: dict = {}
+
+        def diff(a: list[dict], b: list[dict]) -> str:
+            ua, ub = valid_user_means(a, cache), valid_user_means(b, cache)
+            r = paired_bootstrap(ua[0], ub[0], n_boot=10_000, seed=0, weights=ub[1])
+            return f"{r['mean']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] p {r['p_value']:.3f}"
+
+        pairs = [(f"{m}: {after} − {before}", groups.get((after, m)), groups.get((before, m))) for m in METHODS]
+        pairs += [(f"{s}: blade_n − bon_static", groups.get((s, "blade_n")), groups.get((s, "bon_static")))
+                  for s in (before, after)]
+        rows += [f"| {name} | {label} | {diff(a, b)} |" for label, a, b in pairs if a and b]
+    return "\n".join(rows)
+
+
 def table(datasets: list[str], results: Path = RESULTS) -> str:
     rows = ["| dataset | setting | method | seeds | valid NDCG@5 | − SFT [95 % CI] p | KL median / max "
             "| zero spread raw / proxy | above ref max first → last ¼ | align-valid peak step |",
@@ -81,20 +116,12 @@ def table(datasets: list[str], results: Path = RESULTS) -> str:
     for name in datasets:
         # only the records on the dataset's current SFT base: its data hash and the profile `run` resolves for it now
         # (Goodreads' records on the A17 SFT left the table when its per-dataset patience became 40, §9)
-        current = json.loads(json.dumps(asdict(profile_for(get_profile("cpu"), name))))
-        recs = [r for r in dataset_records(results, name)
-                if all(current.get(k, v) == v for k, v in r["config"]["profile"].items())]
-        sft = next((r for r in recs if r["method"] == "bigrec"), None)
+        sft, groups = _groups(name, results)
         cache: dict = {}
         base = valid_user_means([sft], cache) if sft else None
         if sft:
             rows.append(f"| {name} | — | SFT (bigrec) | 1 | {sft['metrics_valid']['ndcg@5']:.4f} | | | | | |")
-        groups: dict[tuple[str, str], list[dict]] = {}
-        for r in recs:
-            if r["method"] in METHODS:
-                groups.setdefault((_setting(r), r["method"]), []).append(r)
         for (setting, method), rs in sorted(groups.items()):
-            rs.sort(key=lambda r: r["seed"])
             ndcg = statistics.mean(r["metrics_valid"]["ndcg@5"] for r in rs)
             delta = "—"
             if base:  # pool seeds per user (same windows), then a paired bootstrap against the SFT model
@@ -127,11 +154,16 @@ def main() -> None:
     p.add_argument("--profile", default="cpu", help="smoke: a quick check of this runner")
     p.add_argument("--results-dir", default=str(RESULTS))
     p.add_argument("--table", action="store_true", help="only print the table of the finished records")
+    p.add_argument("--compare", metavar="BEFORE,AFTER", help="with --table: also the paired tests of AFTER - BEFORE "
+                   "per method and of BLADE-N - static within each (e.g. R0,G0)")
     a = p.parse_args()
     names = a.datasets.split(",")
     if not a.table:
         run(names, a.settings.split(","), [int(s) for s in a.seeds.split(",")], a.profile, Path(a.results_dir))
     print(table(names, Path(a.results_dir)))
+    if a.compare:
+        before, after = a.compare.split(",")
+        print("\n" + compare(names, before, after, Path(a.results_dir)))
 
 
 if __name__ == "__main__":
