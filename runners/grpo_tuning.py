@@ -89,6 +89,13 @@ def _groups(name: str, results: Path) -> tuple[dict | None, dict[tuple[str, str]
     return next((r for r in recs if r["method"] == "bigrec"), None), groups
 
 
+def _diff(a: list[dict], b: list[dict], cache: dict) -> str:
+    """Paired user bootstrap of records `a` − records `b` (validation NDCG@5, seeds pooled per user)."""
+    ua, ub = valid_user_means(a, cache), valid_user_means(b, cache)
+    r = paired_bootstrap(ua[0], ub[0], n_boot=10_000, seed=0, weights=ub[1])
+    return f"{r['mean']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] p {r['p_value']:.3f}"
+
+
 def compare(datasets: list[str], before: str, after: str, results: Path = RESULTS) -> str:
     """Paired user bootstraps (validation NDCG@5, seeds pooled per user): `after` − `before` for each method, and
     BLADE-N − static BoN within each of the two settings."""
@@ -96,16 +103,10 @@ def compare(datasets: list[str], before: str, after: str, results: Path = RESULT
     for name in datasets:
         _, groups = _groups(name, results)
         cache: dict = {}
-
-        def diff(a: list[dict], b: list[dict]) -> str:
-            ua, ub = valid_user_means(a, cache), valid_user_means(b, cache)
-            r = paired_bootstrap(ua[0], ub[0], n_boot=10_000, seed=0, weights=ub[1])
-            return f"{r['mean']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] p {r['p_value']:.3f}"
-
         pairs = [(f"{m}: {after} − {before}", groups.get((after, m)), groups.get((before, m))) for m in METHODS]
         pairs += [(f"{s}: blade_n − bon_static", groups.get((s, "blade_n")), groups.get((s, "bon_static")))
                   for s in (before, after)]
-        rows += [f"| {name} | {label} | {diff(a, b)} |" for label, a, b in pairs if a and b]
+        rows += [f"| {name} | {label} | {_diff(a, b, cache)} |" for label, a, b in pairs if a and b]
     return "\n".join(rows)
 
 
