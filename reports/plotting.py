@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -82,3 +83,52 @@ def save(fig: Figure, stem: Path) -> list[Path]:
         data = buf.getvalue()
         out.append(atomic_write(Path(f"{stem}.{ext}"), lambda f, data=data: f.write(data)))
     return out
+
+
+def _half_lengths(container: ErrorbarContainer | None, axis: int) -> list[float] | None:
+    """The ± of each point of an error-bar container along `axis` (0 = x, 1 = y), read from its bar segments; None
+    when it has no bars on that axis."""
+    if container is None or not (container.has_xerr if axis == 0 else container.has_yerr):
+        return None
+    cols = container.lines[2]
+    col = cols[0] if axis == 0 or not container.has_xerr else cols[1]  # x bars come first
+    return [abs(float(seg[1][axis] - seg[0][axis])) / 2 for seg in col.get_segments()]
+
+
+def _tick(ticks: dict[float, str], x: float, nearest: bool = False) -> str:
+    """x as its tick label: the label at x (or, `nearest`, at the closest tick: bars sit beside theirs), else x."""
+    if nearest and ticks:
+        return ticks[min(ticks, key=lambda t: abs(t - x))]
+    return ticks.get(float(x)) or f"{x:.6g}"
+
+
+def figure_points(fig: Figure) -> str:
+    """The values a figure plots, read back from its artists (not from the records), as a Markdown table with one row
+    per point: panel (the axes' title, else its y label), series (the legend label), x (the tick label where there is
+    one) and y, with "± std" where the figure draws an error bar. Curves (lines with a band) give their mean line."""
+    def num(v: float, err: float | None) -> str:
+        return f"{v:.4f}" + (f" ± {err:.4f}" if err is not None else "")
+
+    rows = []
+    for ax in fig.axes:
+        panel = ax.get_title() or ax.get_ylabel()
+        ticks = {float(t): lab.get_text() for t, lab in zip(ax.get_xticks(), ax.get_xticklabels()) if lab.get_text()}
+        drawn = set()
+        for c in ax.containers:
+            if isinstance(c, ErrorbarContainer):
+                drawn.update(id(a) for a in (c.lines[0], *c.lines[1]))
+                if c.get_label().startswith("_"):
+                    continue
+                xs, ys = c.lines[0].get_xdata(), c.lines[0].get_ydata()
+                xe, ye = _half_lengths(c, 0), _half_lengths(c, 1)
+                rows += [(panel, c.get_label(), num(x, xe[i]) if xe else _tick(ticks, x), num(y, ye[i] if ye else None))
+                         for i, (x, y) in enumerate(zip(xs, ys))]
+            elif isinstance(c, BarContainer) and not c.get_label().startswith("_"):
+                ye = _half_lengths(c.errorbar, 1)
+                rows += [(panel, c.get_label(), _tick(ticks, b.get_x() + b.get_width() / 2, nearest=True),
+                          num(b.get_height(), ye[i] if ye else None)) for i, b in enumerate(c.patches)]
+        for line in ax.get_lines():
+            if id(line) not in drawn and not line.get_label().startswith("_"):
+                rows += [(panel, line.get_label(), _tick(ticks, x), num(y, None))
+                         for x, y in zip(line.get_xdata(), line.get_ydata())]
+    return "\n".join(["| panel | series | x | y |", "|---|---|---|---|"] + [f"| {' | '.join(r)} |" for r in rows])

@@ -170,5 +170,6 @@ def _write(output: Output, profile: str, items: list, out_dir: Path, report: Rep
             report.written += plotting.save(item.figure, stem)
             lines += [f"### {output.title} ({item.suffix})", "", f"![{output.title}]({stem.name}.png)", "",
                       f"{item.caption} PDF: [{stem.name}.pdf]({stem.name}.pdf). Records: "
-                      f"{provenance(item.records)}.", ""]
+                      f"{provenance(item.records)}.", "", "<details><summary>Plotted values</summary>", "",
+                      plotting.figure_points(item.figure), "", "</details>", ""]
     return lines

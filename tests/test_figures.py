@@ -12,7 +12,7 @@ import pytest
 from matplotlib.container import BarContainer
 
 from benchmark.experiments import EXPERIMENTS, GROUP_SIZES, LAMBDAS, TAUS
-from reports import fig4, fig5, fig6, fig7, fig8, render_all
+from reports import fig4, fig5, fig6, fig7, fig8, plotting, render_all
 from reports.common import Inputs, planned_runs
 from reports.records import load_plans, load_records
 from results.record import write_plan
@@ -184,3 +184,27 @@ def test_records_without_the_curve_metric_are_named(tmp_path):
     assert [x for x in report.skipped if x.startswith("fig7")] == [
         "fig7 (cpu profile): CDs: the records fig7-cds-0-0, fig7-cds-0-1 carry no training curve of recall@5, mgu "
         "(recorded before the curve logged it, or eval_every = 0); delete them and run the experiment again"]
+
+
+def test_plotted_values_are_read_back_from_the_figures(tmp_path):
+    # fixture seeds 0 and 1 differ by 0.01: every std is 0.01 / sqrt(2) = 0.0071
+    for name in ("fig5", "fig6", "fig8"):
+        write(tmp_path, name)
+    table = plotting.figure_points(fig5.draw("cds", pairs_of(tmp_path, "fig5")))
+    assert table.splitlines()[:3] == ["| panel | series | x | y |", "|---|---|---|---|",
+                                      "| (a) NDCG@5 (CDs) | BLADE-N | 2 | 0.2070 ± 0.0071 |"]  # 0.20 + 0.002 + 0.005
+    assert "| (b) Recall@5 (CDs) | BLADE-N | 16 | 0.1210 ± 0.0071 |" in table
+    table = plotting.figure_points(fig6.draw("cds", pairs_of(tmp_path, "fig6")))
+    assert "| BLADE vs No Prior (CDs) | BLADE | 2 | 0.1070 ± 0.0071 |" in table  # bars: x from the tick labels
+    assert "| BLADE vs No Prior (CDs) | No Prior | 2 | 0.0570 ± 0.0071 |" in table
+    assert "| relative improvement (%) | relative improvement | 2 | 87.7193 |" in table  # 100 (0.107-0.057) / 0.057
+    table = plotting.figure_points(fig8.draw("cds", pairs_of(tmp_path, "fig8")))
+    assert "| (a) MGU vs accuracy (CDs) | SFT | 0.1250 ± 0.0071 | 0.2250 ± 0.0071 |" in table  # x: NDCG@5 ± std
+
+
+def test_readme_embeds_the_plotted_values(tmp_path):
+    write(tmp_path / "res", "fig5")
+    render_all(tmp_path / "res", tmp_path / "out")
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "<details><summary>Plotted values</summary>" in readme
+    assert "| (a) NDCG@5 (CDs) | BLADE-N | 2 | 0.2070 ± 0.0071 |" in readme
