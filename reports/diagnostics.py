@@ -45,6 +45,12 @@ def _log(rec: dict, key: str, part: slice = slice(None)) -> float | None:
     return float(np.mean(xs)) if xs else None
 
 
+def _ends(group: list[dict], key: str) -> str:
+    """`key` of the train log averaged over the first `EDGE` and the last `EDGE` steps (then over seeds)."""
+    return (f"{mean_of([_log(r, key, slice(None, EDGE)) for r in group])} → "
+            f"{mean_of([_log(r, key, slice(-EDGE, None)) for r in group])}")
+
+
 def _decay(rec: dict) -> float | None:
     g = [h["grad_norm"] for h in (rec.get("stats", {}).get("train_log") or []) if "grad_norm" in h]
     q = len(g) // 4
@@ -91,17 +97,16 @@ def diagnostics_table(records: list[dict[str, Any]], title: str) -> tuple[str, s
             rows.append([ds, g[0]["display_name"], {k: json.loads(v) for k, v in zip(varied, key)},
                          ",".join(str(r["seed"]) for r in g),
                          mean_std([r["metrics_valid"]["ndcg@5"] for r in g]), curve,
-                         f"{mean_of([_log(r, 'frac_zero_spread', slice(None, EDGE)) for r in g])} → "
-                         f"{mean_of([_log(r, 'frac_zero_spread', slice(-EDGE, None)) for r in g])}",
-                         mean_of([_log(r, "frac_zero_spread_proxy") for r in g]),
-                         mean_of([_log(r, "frac_above_ref_max") for r in g]),
+                         _ends(g, "frac_zero_spread"),
+                         _ends(g, "frac_zero_spread_proxy"), _ends(g, "frac_above_ref_max"),
                          mean_of([_log(r, "kl", slice(-EDGE, None)) for r in g]),
                          mean_of([_decay(r) for r in g], 2),
                          mean_of([r["stats"].get("grpo_seconds") for r in g], 0),
                          _vs_static(g, _twin(groups, key, varied), cache)])
     cols = sorted({k for v in header_sets for k in v})
     headers = ["dataset", "method", *cols, "seeds", "valid N@5", "align-valid N@5 first → last",
-               "zero-spread raw, first 8 → last 8", "zero-spread proxy", "above ref max", "KL last 8",
+               "zero-spread raw, first 8 → last 8", "zero-spread proxy, first 8 → last 8",
+               "above ref max, first 8 → last 8", "KL last 8",
                "grad decay", "GRPO s", "Δ valid N@5 vs τ = 0"]
     body = [[r[0], r[1], *(r[2].get(c, "") for c in cols), *r[3:]] for r in rows]
     md = title + "\n\n" + tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
@@ -122,5 +127,18 @@ def render_sweep(inp: Inputs) -> list:
     return [Table(*diagnostics_table(inp.sweeps, title), inp.sweeps)]
 
 
+def render_figure_runs(inp: Inputs) -> list:
+    """The same diagnostics for the GRPO runs that only figure experiments planned (Fig. 4a's long runs, Fig. 5's G,
+    Fig. 6's M = 0, Fig. 7-8's rewards): the tables leave them out, the training signals are what explains a figure."""
+    shown = {r["run_id"] for r in inp.records}
+    ids = {row["run_id"] for p in inp.plans.values() for d in p["datasets"].values() for row in d["runs"]} - shown
+    grpo = [inp.by_id[i] for i in sorted(ids) if i in inp.by_id and str(inp.by_id[i]["profile"]) == inp.profile
+            and is_grpo(inp.by_id[i])]
+    title = (f"# GRPO diagnostics of the figure runs ({inp.profile} profile)\n\nThe runs planned only by figure "
+             "experiments (their configs vary what a table row fixes).")
+    return [Table(*diagnostics_table(grpo, title), grpo)] if grpo else []
+
+
 OUTPUT = Output("grpo", "GRPO diagnostics", render)
+FIGURE_RUNS = Output("grpo_figures", "GRPO diagnostics of the figure runs", render_figure_runs)
 SWEEP = Output("sweep", "Validation sweep", render_sweep, source="sweep")

@@ -39,7 +39,7 @@ from reports.records import dedupe, is_sweep, load_plans, load_records
 OUTPUTS: tuple[Output, ...] = (
     table1.OUTPUT, table2.OUTPUT, table3.OUTPUT, fig4.OUTPUT, fig5.OUTPUT, fig6.OUTPUT, fig7.OUTPUT, fig8.OUTPUT,
     significance.OUTPUT, sanity.OUTPUT, diagnostics.OUTPUT, preference.OUTPUT, decoding.OUTPUT, curves.OUTPUT,
-    diagnostics.SWEEP, curves.SWEEP,
+    diagnostics.FIGURE_RUNS, diagnostics.SWEEP, curves.SWEEP,
 )
 
 

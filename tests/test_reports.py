@@ -316,7 +316,8 @@ def test_grpo_diagnostics_hand_computed():
     assert static[4] == "0.2000 ± 0.1414"  # mean and sample std of 0.1 and 0.3
     assert static[5] == "0.1000 → 0.2000"
     assert static[6] == "0.500 → 0.500"  # 8 steps: first 8 and last 8 are the same 8
-    assert static[8] == "0.500" and static[10] == "0.25"
+    assert static[7] == "0.500 → 0.500"  # proxy zero spread: 8 steps, so the first 8 and the last 8 are all of them
+    assert static[8] == "0.500 → 0.500" and static[10] == "0.25"
     assert rows["blade_n"][-1] == "—"  # no validation predictions: no paired test
     curves, _ = curve_table(recs, "# c")
     assert "| steam     | bon_static | 0.1000   | 0.2000   |" in curves
@@ -424,3 +425,19 @@ def test_compute_counts_runs_and_each_sft_checkpoint_once():
     assert compute(recs) == ("2.46 h in all: training 1.50 h (after cached steps), decoding test 0.20 h and "
                              "validation 0.01 h, 2 SFT checkpoints 0.75 h")
     assert compute([]).startswith("0.00 h in all") and "0 SFT checkpoints" in compute([])
+
+
+def test_grpo_diagnostics_of_figure_runs_only(tmp_path):
+    from reports.common import Inputs
+    from reports.diagnostics import render_figure_runs
+
+    table_run = _grpo_record("blade_n", 0.3, 0, [1] * 16, [1] * 8 + [0] * 8, 0.25, 0.2)
+    fig_run = {**_grpo_record("blade_n", 0.3, 1, [1] * 16, [1] * 8 + [0] * 8, 0.25, 0.2), "run_id": "g2",
+               "profile": "cpu", "config": {"method": {"tau": 0.3, "M": 64, "G": 2}}}
+    plan = {"datasets": {"steam": {"runs": [{"run_id": "blade_n0"}, {"run_id": "g2"}, {"run_id": "missing"}]}}}
+    inp = Inputs("cpu", [table_run], [], {"blade_n0": table_run, "g2": fig_run}, {"fig5": plan})
+    (table,) = render_figure_runs(inp)
+    assert [r["run_id"] for r in table.records] == ["g2"]  # the table run and the missing run are not rows
+    row = next(line for line in table.md.splitlines() if line.startswith("| steam"))
+    assert "1.000 → 0.000" in row  # zero spread over the first 8 and the last 8 of 16 steps
+    assert render_figure_runs(Inputs("cpu", [table_run], [], {"blade_n0": table_run}, {})) == []
