@@ -31,7 +31,7 @@ from reports.common import (
     step_curve,
     tex_tabular,
 )
-from reports.records import paired_test
+from reports.records import figure_runs, paired_test
 
 EDGE = 8  # steps averaged at the start and at the end of training
 
@@ -130,8 +130,7 @@ def render_sweep(inp: Inputs) -> list:
 def render_figure_runs(inp: Inputs) -> list:
     """The same diagnostics for the GRPO runs that only figure experiments planned (Fig. 4a's long runs, Fig. 5's G,
     Fig. 6's M = 0, Fig. 7-8's rewards): the tables leave them out, the training signals are what explains a figure."""
-    shown = {r["run_id"] for r in inp.records}
-    ids = {row["run_id"] for p in inp.plans.values() for d in p["datasets"].values() for row in d["runs"]} - shown
+    ids = figure_runs(list(inp.plans.values()))
     grpo = [inp.by_id[i] for i in sorted(ids) if i in inp.by_id and str(inp.by_id[i]["profile"]) == inp.profile
             and is_grpo(inp.by_id[i])]
     title = (f"# GRPO diagnostics of the figure runs ({inp.profile} profile)\n\nThe runs planned only by figure "

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.errors import UserError
+from benchmark.experiments import get_experiment
 from benchmark.metrics import paired_bootstrap
 
 REQUIRED_KEYS = ("run_id", "method", "display_name", "category", "dataset", "profile", "seed", "metrics")
@@ -266,3 +267,12 @@ def paired_test(a: list[dict], b: list[dict], metric: str, cache: dict,
     if ua is None or ub is None or set(ua) != set(ub):
         return None
     return paired_bootstrap(ua, ub, n_boot=N_BOOT, seed=0, weights=w)
+
+
+def figure_runs(plans: list[dict]) -> set[str]:
+    """The run ids that only figure experiments planned (Fig. 5's G = 2, Fig. 7's R = -MGU, ...): tables leave them
+    out, or a table row would show whichever config ran last."""
+    ids = {True: set(), False: set()}
+    for p in plans:
+        ids[get_experiment(p["experiment"]).table] |= {r["run_id"] for e in p["datasets"].values() for r in e["runs"]}
+    return ids[False] - ids[True]

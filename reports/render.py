@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.errors import UserError
-from benchmark.experiments import get_experiment
 from benchmark.io import atomic_write_text, check_output_dir
 from reports import (
     curves,
@@ -33,7 +32,7 @@ from reports import (
     table3,
 )
 from reports.common import Figure, Inputs, Output, Skip, Table
-from reports.records import dedupe, is_sweep, load_plans, load_records
+from reports.records import dedupe, figure_runs, is_sweep, load_plans, load_records
 
 # Everything `report` renders, in README order. A new output is a module with an `Output` and a line here.
 OUTPUTS: tuple[Output, ...] = (
@@ -50,15 +49,6 @@ class Report:
 
     written: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-
-
-def figure_runs(plans: list[dict]) -> set[str]:
-    """The run ids that only figure experiments planned (Fig. 5's G = 2, Fig. 7's R = -MGU, ...): tables leave them
-    out, or a table row would show whichever config ran last."""
-    ids = {True: set(), False: set()}
-    for p in plans:
-        ids[get_experiment(p["experiment"]).table] |= {r["run_id"] for e in p["datasets"].values() for r in e["runs"]}
-    return ids[False] - ids[True]
 
 
 def provenance(records: list[dict]) -> str:

@@ -434,8 +434,10 @@ def test_grpo_diagnostics_of_figure_runs_only(tmp_path):
     table_run = _grpo_record("blade_n", 0.3, 0, [1] * 16, [1] * 8 + [0] * 8, 0.25, 0.2)
     fig_run = {**_grpo_record("blade_n", 0.3, 1, [1] * 16, [1] * 8 + [0] * 8, 0.25, 0.2), "run_id": "g2",
                "profile": "cpu", "config": {"method": {"tau": 0.3, "M": 64, "G": 2}}}
-    plan = {"datasets": {"steam": {"runs": [{"run_id": "blade_n0"}, {"run_id": "g2"}, {"run_id": "missing"}]}}}
-    inp = Inputs("cpu", [table_run], [], {"blade_n0": table_run, "g2": fig_run}, {"fig5": plan})
+    plans = {"table1": {"experiment": "table1", "datasets": {"steam": {"runs": [{"run_id": "blade_n0"}]}}},
+             "fig5": {"experiment": "fig5", "datasets": {"steam": {"runs": [
+                 {"run_id": "blade_n0"}, {"run_id": "g2"}, {"run_id": "missing"}]}}}}
+    inp = Inputs("cpu", [table_run], [], {"blade_n0": table_run, "g2": fig_run}, plans)
     (table,) = render_figure_runs(inp)
     assert [r["run_id"] for r in table.records] == ["g2"]  # the table run and the missing run are not rows
     row = next(line for line in table.md.splitlines() if line.startswith("| steam"))
