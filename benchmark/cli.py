@@ -129,6 +129,8 @@ def cmd_report(a) -> int:
     report = render_all(Path(results_dir), Path(out), command)
     for line in report.skipped:
         print(f"skipped {line}")
+    for path in report.removed:
+        print(f"removed {path}: an earlier render's output that these records no longer make")
     n_fig = sum(p.suffix == ".png" for p in report.written)
     n_tab = sum(p.suffix == ".md" and p.name != "README.md" for p in report.written)
     print(f"wrote {n_tab} table{'s' * (n_tab != 1)} and {n_fig} figure{'s' * (n_fig != 1)} from {results_dir}: open "

@@ -4,7 +4,8 @@ records and lists, one line each, what was not rendered and the command that mak
 
 Files: ``<output>_<profile>[_<suffix>].{md,tex}`` for tables (suffix ``ci``: Table 3's companion) and
 ``.{png,pdf}`` for figures (suffix: the dataset). Output is deterministic (sorted records, seeded bootstrap, PDFs
-without dates), so re-rendering unchanged records changes no file.
+without dates), so re-rendering unchanged records changes no file. An earlier render's output that these records no
+longer make (its runs left, or a figure is now skipped) is removed, so every output in the folder is current.
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ OUTPUTS: tuple[Output, ...] = (
 
 @dataclass
 class Report:
-    """What `render_all` did: the files it wrote (sorted, README.md included) and one line per output (or dataset of
-    a figure) it skipped."""
+    """What `render_all` did: the files it wrote (sorted, README.md included), one line per output (or dataset of
+    a figure) it skipped, and the stale files of earlier renders it removed (see `remove_stale`)."""
 
     written: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
 
 
 def provenance(records: list[dict]) -> str:
@@ -140,7 +142,23 @@ def render_all(results_dir: Path, out_dir: Path, command: str = "") -> Report:
         head += [f"- {line}" for line in report.skipped] + [""]
     report.written.append(atomic_write_text(out_dir / "README.md", "\n".join(head + readme).rstrip() + "\n"))
     report.written.sort()
+    report.removed = remove_stale(out_dir, report.written)
     return report
+
+
+def remove_stale(out_dir: Path, written: list[Path]) -> list[Path]:
+    """Delete the files of `out_dir` (top level) that an earlier render wrote and this one did not: named
+    ``<output>_<...>.{md,tex,png,pdf}`` after an output in `OUTPUTS`. Such a file is a table or figure whose records
+    or runs have since left the results folder (or a figure now skipped for missing runs); kept, it would sit
+    beside fresh outputs as if current. Other files are left alone. Returns the removed paths, sorted."""
+    keep = {Path(p).resolve() for p in written}
+    prefixes = tuple(f"{o.name}_" for o in OUTPUTS)
+    stale = sorted(p for p in Path(out_dir).iterdir()
+                   if p.is_file() and p.suffix in (".md", ".tex", ".png", ".pdf") and p.name.startswith(prefixes)
+                   and p.resolve() not in keep)
+    for p in stale:
+        p.unlink()
+    return stale
 
 
 def _write(output: Output, profile: str, items: list, out_dir: Path, report: Report) -> list[str]:

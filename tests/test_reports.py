@@ -232,6 +232,25 @@ def test_profiles_get_separate_tables(results, tmp_path):
     assert "## smoke profile" in out["README.md"] and "## cpu profile" in out["README.md"]
 
 
+def test_stale_outputs_of_an_earlier_render_are_removed(results, tmp_path):
+    # A profile's records leave the results folder: its tables of the earlier render go, the rest stays.
+    make_run(results, "sdpo", "S-DPO", "llm", "cds", 0, 0.4, profile="smoke", run_id="smoke-run")
+    out = tmp_path / "out"
+    first = render_all(results, out)
+    assert (out / "table3_smoke.md").exists() and first.removed == []
+    (out / "notes.md").write_text("mine")  # not named after an output: never touched
+    (out / "fig8_cpu_cds.png").write_bytes(b"old")  # a figure now skipped for missing runs: removed
+    for p in results.rglob("smoke-run*"):
+        p.unlink()
+    second = render_all(results, out)
+    names = sorted(p.name for p in second.removed)
+    assert names == ["fig8_cpu_cds.png", "table2_smoke.md",
+                     "table2_smoke.tex", "table3_smoke.md", "table3_smoke.tex", "table3_smoke_ci.md",
+                     "table3_smoke_ci.tex"]
+    assert not any(p.exists() for p in second.removed) and (out / "notes.md").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in second.written] + ["notes.md"])
+
+
 def test_record_without_predictions_omits_ci_with_a_note(results, tmp_path):
     rec_path = results / "cds" / "d3" / "d3-cds-0.json"
     rec = json.loads(rec_path.read_text())
