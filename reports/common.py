@@ -203,13 +203,12 @@ def step_curve(record: dict) -> list[dict] | None:
 
 def config_groups(recs: list[dict]) -> tuple[list[str], dict[tuple, list[dict]]]:
     """Group one dataset's records by (the method-config fields that vary among them, method); returns (the varied
-    fields, {(json value of each varied field..., method): records})."""
-    cfgs = [r["config"]["method"] for r in recs]
+    fields, {(json value of each varied field..., method): records}). A record without a method config has none."""
+    cfgs = [(r.get("config") or {}).get("method") or {} for r in recs]
     keys = sorted({k for c in cfgs for k in c})
     varied = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in cfgs}) > 1]
     groups: dict[tuple, list[dict]] = {}
-    for r in recs:
-        cfg = r["config"]["method"]
+    for r, cfg in zip(recs, cfgs):
         groups.setdefault((*(json.dumps(cfg.get(k)) for k in varied), r["method"]), []).append(r)
     return varied, groups
 

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
 from matplotlib.ticker import MaxNLocator
 
 from benchmark.io import atomic_write
@@ -104,8 +105,9 @@ def _tick(ticks: dict[float, str], x: float, nearest: bool = False) -> str:
 
 def figure_points(fig: Figure) -> str:
     """The values a figure plots, read back from its artists (not from the records), as a Markdown table with one row
-    per point: panel (the axes' title, else its y label), series (the legend label), x (the tick label where there is
-    one) and y, with "± std" where the figure draws an error bar. Curves (lines with a band) give their mean line."""
+    per point: panel (the axes' title, else its y label), series (the legend label, then the point's annotation where
+    one is drawn at it: Fig. 8's "λ=0.1"), x (the tick label where there is one) and y, with "± std" where the figure
+    draws an error bar. Curves (lines with a band) give their mean line."""
     def num(v: float, err: float | None) -> str:
         return f"{v:.4f}" + (f" ± {err:.4f}" if err is not None else "")
 
@@ -113,6 +115,12 @@ def figure_points(fig: Figure) -> str:
     for ax in fig.axes:
         panel = ax.get_title() or ax.get_ylabel()
         ticks = {float(t): lab.get_text() for t, lab in zip(ax.get_xticks(), ax.get_xticklabels()) if lab.get_text()}
+        notes = {(float(a.xy[0]), float(a.xy[1])): a.get_text() for a in ax.texts if isinstance(a, Annotation)}
+
+        def series(label: str, x: float, y: float) -> str:
+            note = notes.get((float(x), float(y)))
+            return f"{label} {note}" if note else label
+
         drawn = set()
         for c in ax.containers:
             if isinstance(c, ErrorbarContainer):
@@ -121,8 +129,8 @@ def figure_points(fig: Figure) -> str:
                     continue
                 xs, ys = c.lines[0].get_xdata(), c.lines[0].get_ydata()
                 xe, ye = _half_lengths(c, 0), _half_lengths(c, 1)
-                rows += [(panel, c.get_label(), num(x, xe[i]) if xe else _tick(ticks, x), num(y, ye[i] if ye else None))
-                         for i, (x, y) in enumerate(zip(xs, ys))]
+                rows += [(panel, series(c.get_label(), x, y), num(x, xe[i]) if xe else _tick(ticks, x),
+                          num(y, ye[i] if ye else None)) for i, (x, y) in enumerate(zip(xs, ys))]
             elif isinstance(c, BarContainer) and not c.get_label().startswith("_"):
                 ye = _half_lengths(c.errorbar, 1)
                 rows += [(panel, c.get_label(), _tick(ticks, b.get_x() + b.get_width() / 2, nearest=True),

@@ -31,7 +31,7 @@ REQUIRED_KEYS = ("run_id", "method", "display_name", "category", "dataset", "pro
 # shows "—" for any other metric a record lacks)
 REQUIRED_METRICS = ("ndcg@5",)
 # the metrics whose per-user values are pooled for CIs and paired tests
-USER_METRICS = ("recall@3", "ndcg@3", "recall@5", "ndcg@5", "recall@10", "ndcg@10")
+USER_METRICS = ("recall@3", "ndcg@3", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "mgu", "ild")
 N_BOOT = 1000
 # The method flags of records written before records carried them (`oracle`, `role`: methods/base.py). The ONE place
 # that knows methods by name; tests/test_registry.py checks it against the classes. Newer records carry the flags.

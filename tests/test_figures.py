@@ -143,6 +143,38 @@ def test_fig8_tradeoffs_with_the_sft_point(tmp_path):
     assert fig.axes[0].get_ylabel() == "test MGU (lower is better)"
 
 
+def test_fig8_companion_tests_each_point_against_sft(tmp_path):
+    write(tmp_path, "fig8")
+    # per-window predictions: users u0..u3 at the record's value + 0, 0.1, 0.2, 0.3 (two windows for u3), so every
+    # user's point - SFT difference is the same constant: the CI collapses on it and p is below the resolution
+    for path in tmp_path.rglob("*.json"):
+        if "experiments" in path.parts:
+            continue
+        rec = json.loads(path.read_text())
+        rows = [{"user": f"u{min(i, 3)}", "metrics": {m: v + 0.1 * min(i, 3) for m, v in rec["metrics"].items()}}
+                for i in range(5)]
+        path.with_suffix(".predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        path.write_text(json.dumps({**rec, "predictions_file": path.with_suffix(".predictions.jsonl").name}))
+    md, tex = fig8.tests("cds", pairs_of(tmp_path, "fig8"))
+    rows = {tuple(c.strip() for c in ln.strip("|").split("|")[:3]): [c.strip() for c in ln.strip("|").split("|")]
+            for ln in md.splitlines() if ln.startswith("| (")}
+    assert list(rows) == [("(a)", "SFT", ""), ("(a)", "BLADE-N (R = NDCG)", "0"),
+                          *((("(a)", "BLADE-N (R_fair)", f"{lam:g}")) for lam in LAMBDAS[1:]),
+                          ("(b)", "SFT", ""), ("(b)", "BLADE-N (R = NDCG)", "0"),
+                          *((("(b)", "BLADE-N (R_div)", f"{lam:g}")) for lam in LAMBDAS[1:])]
+    # the tables print record means (seeds 0, 1): SFT NDCG@5 = 0.20 - 0.08 + 0.005 = 0.1250, MGU 0.2250
+    assert rows[("(a)", "SFT", "")][3:] == ["0.1250", "", "", "MGU", "0.2250", "", ""]
+    # BLADE-N at λ 0.5 against SFT: +0.08 + 0.001 * 0.5 on every metric, for every user
+    assert rows[("(b)", "BLADE-N (R_div)", "0.5")][3:] == [
+        "0.2055", "+0.0805 [+0.0805, +0.0805]", "< 0.001", "ILD", "0.4055", "+0.0805 [+0.0805, +0.0805]", "< 0.001"]
+    assert tex.isascii() and r"$\lambda$" in tex
+    # records without predictions: the means stay, the tests are dashes
+    write(tmp_path / "bare", "fig8")
+    md, _ = fig8.tests("cds", pairs_of(tmp_path / "bare", "fig8"))
+    line = next(ln for ln in md.splitlines() if ln.startswith("| (a)     | BLADE-N (R_fair)"))
+    assert [c.strip() for c in line.strip("|").split("|")][4:6] == ["—", "—"]
+
+
 def test_report_renders_every_figure_as_png_and_pdf(tmp_path):
     for name in ("fig4", "fig5", "fig6", "fig7", "fig8"):
         write(tmp_path / "res", name)
@@ -200,6 +232,9 @@ def test_plotted_values_are_read_back_from_the_figures(tmp_path):
     assert "| relative improvement (%) | relative improvement | 2 | 87.7193 |" in table  # 100 (0.107-0.057) / 0.057
     table = plotting.figure_points(fig8.draw("cds", pairs_of(tmp_path, "fig8")))
     assert "| (a) MGU vs accuracy (CDs) | SFT | 0.1250 ± 0.0071 | 0.2250 ± 0.0071 |" in table  # x: NDCG@5 ± std
+    # each BLADE point is named by the λ annotated at it
+    assert [ln.split(" | ")[1] for ln in table.splitlines() if ln.startswith("| (b)")] == [
+        "SFT", *(f"BLADE-N (R_div) λ={lam}" for lam in ("0", "0.1", "0.3", "0.5", "1"))]
 
 
 def test_readme_embeds_the_plotted_values(tmp_path):

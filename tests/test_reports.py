@@ -18,6 +18,7 @@ import pytest
 from benchmark.errors import UserError
 from reports import load_records, render_all
 from reports.render import compute
+from reports.summary import run_summary
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 # Four test windows: u1 has two. Every window's value is base + offset, so a run's window mean is base + 0.01.
@@ -249,6 +250,22 @@ def test_stale_outputs_of_an_earlier_render_are_removed(results, tmp_path):
                      "table3_smoke_ci.tex"]
     assert not any(p.exists() for p in second.removed) and (out / "notes.md").read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in second.written] + ["notes.md"])
+
+
+def test_run_summary_gives_each_config_of_a_method_its_row(results, tmp_path):
+    # An experiment's points: BLADE-N on CDs at two lambdas (seed 0, 1 each); S-DPO has one config: one row.
+    for seed in (0, 1):
+        for lam, base in ((0.1, 0.30), (1.0, 0.40)):
+            make_run(results, "blade_n", "BLADE-N", "ours", "cds", seed, base, run_id=f"b{lam}-{seed}",
+                     config={"profile": {}, "method": {"reward": "fair", "lam": lam, "G": 16}})
+    recs = [r for r in load_records(results) if r["dataset"] == "cds" and r["method"] in ("blade_n", "sdpo")
+            and r["run_id"].startswith(("b0", "b1", "sdpo"))]
+    lines = run_summary(recs).splitlines()
+    assert [ln.split()[:2] for ln in lines[2:]] == [["S-DPO", "CDs"], ["BLADE-N", "(lam=0.1)"],
+                                                    ["BLADE-N", "(lam=1.0)"]]
+    # window means: base + 0.01 (the offsets average 0.01), over seeds 0 and 1
+    assert lines[3].split()[3:6] == ["0,1", "test", "0.3100"] and lines[4].split()[5] == "0.4100"
+    assert lines[2].split()[2:5] == ["0,1", "test", "0.1200"]
 
 
 def test_record_without_predictions_omits_ci_with_a_note(results, tmp_path):
