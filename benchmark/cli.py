@@ -74,7 +74,8 @@ def cmd_run(a) -> int:
     if a.experiment:
         from runners.experiments import expand
 
-        specs, plans = expand(a.experiment, datasets, profile, a.seeds, overrides, a.results_dir)
+        specs, plans = expand(a.experiment, datasets, profile, a.seeds, overrides, a.results_dir,
+                              own_datasets=a.datasets is None)
     else:
         specs = plan(methods, datasets, profile, a.seeds or [0], overrides, splits=splits)
     if a.dry_run:

@@ -32,13 +32,16 @@ def _point_sets(exp: Experiment, point: Point, methods: list[str], user: dict[st
 
 
 def expand(names: str, datasets: list[Dataset], profile: Profile, seeds: list[int] | None,
-           overrides: dict[str, str], results_dir: str | None = None) -> tuple[list[RunSpec], list[dict]]:
+           overrides: dict[str, str], results_dir: str | None = None,
+           own_datasets: bool = False) -> tuple[list[RunSpec], list[dict]]:
     """The run specs of experiment `names` (each finished run is skipped later by `execute`) and one plan per
     component experiment (``paper`` has several).
 
     Args:
         names: an experiment name (``fig5``, ``paper``, ...).
-        datasets: the loaded datasets (the experiment's defaults unless the user chose).
+        datasets: the loaded datasets: the user's, or the union of the experiments' defaults.
+        own_datasets: the user chose no datasets: each component experiment runs on those of `datasets` it names
+            (``paper``: the tables on all three, the figures on CDs), not on the union.
         profile: the profile before ``--set``.
         seeds: the user's seeds, or None for each experiment's default seeds.
         overrides: the user's ``--set`` items (``method.key`` or bare).
@@ -57,10 +60,11 @@ def expand(names: str, datasets: list[Dataset], profile: Profile, seeds: list[in
     plans = []
     for exp in parts:
         exp_seeds = list(seeds) if seeds else list(exp.seeds)
+        exp_datasets = [d for d in datasets if d.name in exp.datasets] if own_datasets else datasets
         rows = []
         for point in exp.points:
             sets = {**profile_sets, **_point_sets(exp, point, methods_of[point.method], user)}
-            for spec in plan(methods_of[point.method], datasets, profile, exp_seeds, sets):
+            for spec in plan(methods_of[point.method], exp_datasets, profile, exp_seeds, sets):
                 specs.setdefault(spec.run_id, spec)
                 rows.append({"run_id": spec.run_id, "method": spec.method, "dataset": spec.dataset,
                              "seed": spec.seed, "panel": point.panel, "series": point.series, "x": point.x})
@@ -69,7 +73,7 @@ def expand(names: str, datasets: list[Dataset], profile: Profile, seeds: list[in
             "datasets": {d.name: {"command": run_command(exp.name, resolved.name, [d.name], exp_seeds, overrides,
                                                          results_dir),
                                   "created": created, "runs": [r for r in rows if r["dataset"] == d.name]}
-                         for d in datasets},
+                         for d in exp_datasets},
         })
     order = {d.name: i for i, d in enumerate(datasets)}
     return sorted(specs.values(), key=lambda s: order[s.dataset]), plans

@@ -128,3 +128,19 @@ def test_cli_dry_run_plans_without_writing(data_dir, tmp_path, capsys):
     assert main(["run", "--experiment", "fig6", "--methods", "pop", "--data-dir", str(data_dir), "--dry-run"]) == 2
     assert "--methods and --experiment exclude each other" in capsys.readouterr().err
     assert main(["run", "--experiment", "fig6", "--splits", "valid", "--data-dir", str(data_dir), "--dry-run"]) == 2
+
+
+def test_paper_runs_each_part_on_its_own_datasets(cds, steam):
+    # no --datasets: the tables run on every loaded dataset, the figures on CDs only (their default), not on the union
+    specs, plans = expand("paper", [cds, steam], CPU, [0], {}, own_datasets=True)
+    assert {p["experiment"]: sorted(p["datasets"]) for p in plans} == {
+        "table1": ["cds", "steam"], "table3": ["cds", "steam"], **{f"fig{i}": ["cds"] for i in range(4, 9)}}
+    alone = {s.run_id for name in ("table1", "table3") for s in expand(name, [cds, steam], CPU, [0], {})[0]}
+    alone |= {s.run_id for i in range(4, 9) for s in expand(f"fig{i}", [cds], CPU, [0], {})[0]}
+    assert {s.run_id for s in specs} == alone
+    assert {s.dataset for s in specs if s.run_id not in {r["run_id"] for p in plans if p["experiment"] in
+                                                         ("table1", "table3") for r in p["datasets"]["steam"]["runs"]}
+            } == {"cds"}
+    # --datasets given: every part on the user's datasets
+    _, plans = expand("paper", [cds, steam], CPU, [0], {})
+    assert {tuple(sorted(p["datasets"])) for p in plans} == {("cds", "steam")}
