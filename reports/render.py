@@ -147,15 +147,21 @@ def render_all(results_dir: Path, out_dir: Path, command: str = "") -> Report:
 
 
 def remove_stale(out_dir: Path, written: list[Path]) -> list[Path]:
-    """Delete the files of `out_dir` (top level) that an earlier render wrote and this one did not: named
-    ``<output>_<...>.{md,tex,png,pdf}`` after an output in `OUTPUTS`. Such a file is a table or figure whose records
-    or runs have since left the results folder (or a figure now skipped for missing runs); kept, it would sit
-    beside fresh outputs as if current. Other files are left alone. Returns the removed paths, sorted."""
+    """Delete the files of `out_dir` (top level) that an earlier render wrote and this one did not: named as
+    `render_all` names its outputs, ``<output>_<profile>[_<suffix>].{md,tex,png,pdf}`` for an output in `OUTPUTS` and
+    a profile of benchmark/config.py. Such a file is a table or figure whose records or runs have since left the
+    results folder (or a figure now skipped for missing runs); kept, it would sit beside fresh outputs as if current.
+    Any other file (``fig4_draft.png``, ``notes.md``) is left alone. Returns the removed paths, sorted."""
+    from benchmark.config import PROFILES
+
     keep = {Path(p).resolve() for p in written}
-    prefixes = tuple(f"{o.name}_" for o in OUTPUTS)
-    stale = sorted(p for p in Path(out_dir).iterdir()
-                   if p.is_file() and p.suffix in (".md", ".tex", ".png", ".pdf") and p.name.startswith(prefixes)
-                   and p.resolve() not in keep)
+    stems = tuple(f"{o.name}_{profile}" for o in OUTPUTS for profile in PROFILES)
+
+    def ours(p: Path) -> bool:
+        return p.suffix in (".md", ".tex", ".png", ".pdf") and any(
+            p.stem == stem or p.stem.startswith(stem + "_") for stem in stems)
+
+    stale = sorted(p for p in Path(out_dir).iterdir() if p.is_file() and ours(p) and p.resolve() not in keep)
     for p in stale:
         p.unlink()
     return stale

@@ -239,7 +239,8 @@ def test_stale_outputs_of_an_earlier_render_are_removed(results, tmp_path):
     out = tmp_path / "out"
     first = render_all(results, out)
     assert (out / "table3_smoke.md").exists() and first.removed == []
-    (out / "notes.md").write_text("mine")  # not named after an output: never touched
+    (out / "notes.md").write_text("mine")  # not named after an output and a profile: never touched
+    (out / "fig4_draft.png").write_bytes(b"mine")
     (out / "fig8_cpu_cds.png").write_bytes(b"old")  # a figure now skipped for missing runs: removed
     for p in results.rglob("smoke-run*"):
         p.unlink()
@@ -249,7 +250,8 @@ def test_stale_outputs_of_an_earlier_render_are_removed(results, tmp_path):
                      "table2_smoke.tex", "table3_smoke.md", "table3_smoke.tex", "table3_smoke_ci.md",
                      "table3_smoke_ci.tex"]
     assert not any(p.exists() for p in second.removed) and (out / "notes.md").read_text() == "mine"
-    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in second.written] + ["notes.md"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in second.written]
+                                                           + ["fig4_draft.png", "notes.md"])
 
 
 def test_run_summary_gives_each_config_of_a_method_its_row(results, tmp_path):
