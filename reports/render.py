@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_text, check_output_dir
+from benchmark.locks import file_lock
 from reports import (
     curves,
     decoding,
@@ -34,6 +35,8 @@ from reports import (
 )
 from reports.common import Figure, Inputs, Output, Skip, Table
 from reports.records import dedupe, figure_runs, is_sweep, load_plans, load_records
+
+LOCK_NAME = ".report.lock"  # held in the output folder while a render writes it (benchmark/locks.py)
 
 # Everything `report` renders, in README order. A new output is a module with an `Output` and a line here.
 OUTPUTS: tuple[Output, ...] = (
@@ -111,6 +114,11 @@ def render_all(results_dir: Path, out_dir: Path, command: str = "") -> Report:
         raise UserError(f"no run records under {results_dir} (expected <dataset>/<method>/<run_id>.json). Make some "
                         "with `python -m benchmark run`, or render the committed reproduction: "
                         "`python -m benchmark report --reference`")
+    with file_lock(out_dir / LOCK_NAME):  # one render per folder: another's stale-file removal never races ours
+        return _render_all(Path(results_dir), loaded, plans, out_dir, command)
+
+
+def _render_all(results_dir: Path, loaded: list[dict], plans: list[dict], out_dir: Path, command: str) -> Report:
     sweeps = [r for r in loaded if is_sweep(r)]  # tuning runs: validation only, never in the test tables
     figure_only = figure_runs(plans)
     tests = dedupe([r for r in loaded if not is_sweep(r) and r["run_id"] not in figure_only])

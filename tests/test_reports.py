@@ -250,8 +250,29 @@ def test_stale_outputs_of_an_earlier_render_are_removed(results, tmp_path):
                      "table2_smoke.tex", "table3_smoke.md", "table3_smoke.tex", "table3_smoke_ci.md",
                      "table3_smoke_ci.tex"]
     assert not any(p.exists() for p in second.removed) and (out / "notes.md").read_text() == "mine"
-    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in second.written]
+    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in second.written] + [".report.lock"]
                                                            + ["fig4_draft.png", "notes.md"])
+
+
+def test_a_render_waits_for_another_render_of_the_same_folder(results, tmp_path):
+    import threading
+
+    from benchmark.locks import file_lock
+    from reports.render import LOCK_NAME
+
+    out = tmp_path / "out"
+    done = []
+    with file_lock(out / LOCK_NAME):  # another render holds the folder
+        worker = threading.Thread(target=lambda: done.append(render_all(results, out)))
+        worker.start()
+        worker.join(timeout=1.0)
+        assert worker.is_alive() and not (out / "README.md").exists()  # waiting, nothing written
+    worker.join(timeout=60)
+    assert done and (out / "README.md").exists()
+    # no records: refused before the folder is locked or written
+    with pytest.raises(UserError, match="no run records"):
+        render_all(tmp_path / "empty", tmp_path / "out2")
+    assert not (tmp_path / "out2" / LOCK_NAME).exists()
 
 
 def test_run_summary_gives_each_config_of_a_method_its_row(results, tmp_path):
