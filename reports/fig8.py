@@ -30,6 +30,7 @@ PANELS = (("a", "mgu", "MGU (lower is better)", "R_fair"), ("b", "ild", "ILD (hi
 
 def draw(d: str, pairs):
     fig, axes = plotting.new_figure(plotting.PAGE_WIDTH, 2)
+    labels = {}
     for ax, (panel, metric, label, reward) in zip(axes, PANELS):
         for series, by_x in series_points(pairs, panel).items():
             xs = sorted(by_x, key=lambda x: -1 if x is None else x)
@@ -39,12 +40,14 @@ def draw(d: str, pairs):
             ax.errorbar([m for m, _ in acc], [m for m, _ in val], xerr=[s for _, s in acc],
                         yerr=[s for _, s in val], capsize=2, label=series if series == SFT else f"{series} ({reward})",
                         **kw)
-            for x, (ma, _), (mv, _) in zip(xs, acc, val):
-                if x is not None:
-                    ax.annotate(f"λ={x:g}", (ma, mv), textcoords="offset points", xytext=(3, 3), fontsize=6)
+            labels.setdefault(id(ax), []).extend((ma, mv, f"λ={x:g}") for x, (ma, _), (mv, _) in zip(xs, acc, val)
+                                                 if x is not None)
         ax.set(xlabel="test NDCG@5", ylabel=f"test {label}", title=f"({panel}) {label.split(' (')[0]} vs accuracy "
                f"({dataset_name(d)})")
         ax.legend()
+    fig.canvas.draw()  # lay the figure out first: labels are placed against the final axes
+    for ax in axes:
+        plotting.label_points(fig, ax, labels.get(id(ax), []))
     return fig
 
 

@@ -68,6 +68,35 @@ def curve_band(ax, curves: list[list[dict]], metric: str, label: str, **kw):
     return line
 
 
+# Where a point label may go, in points from its point, tried in this order: right-above, right-below, left-above,
+# left-below, above, below.
+LABEL_OFFSETS = ((3, 3), (3, -9), (-3, 3), (-3, -9), (0, 6), (0, -12))
+
+
+def label_points(fig: Figure, ax, points: Sequence[tuple[float, float, str]]) -> list:
+    """Annotate each (x, y, text) in small type at the first of `LABEL_OFFSETS` whose text box overlaps no label
+    placed before it (the first offset when all overlap), so that close points keep legible labels that stay next to
+    their own point. Returns the annotations."""
+    placed, out = [], []
+    renderer = fig.canvas.get_renderer()
+    for x, y, text in points:
+        for i, (dx, dy) in enumerate(LABEL_OFFSETS):
+            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=6,
+                              ha="left" if dx > 0 else "right" if dx < 0 else "center")
+            box = ann.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed) or i == len(LABEL_OFFSETS) - 1:
+                break
+            ann.remove()
+        if any(box.overlaps(b) for b in placed):  # nowhere free: the first place, as drawn without this search
+            ann.remove()
+            dx, dy = LABEL_OFFSETS[0]
+            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=6)
+            box = ann.get_window_extent(renderer)
+        placed.append(box)
+        out.append(ann)
+    return out
+
+
 def errorbar(ax, xs: Sequence[float], per_x: Sequence[Sequence[float]], label: str, **kw):
     """Mean over seeds at each x with ± std error bars; returns the container (its line holds the means)."""
     stats = [mean_std(v) for v in per_x]

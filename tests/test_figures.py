@@ -175,6 +175,21 @@ def test_fig8_companion_tests_each_point_against_sft(tmp_path):
     assert [c.strip() for c in line.strip("|").split("|")][4:6] == ["—", "—"]
 
 
+def test_point_labels_of_close_points_do_not_overlap():
+    with plotting.style():
+        fig, (ax,) = plotting.new_figure(plotting.COLUMN_WIDTH)
+        ax.plot([0, 1], [0, 1])
+        fig.canvas.draw()
+        # four labels on one point: the four corner places, each box clear of the others, each anchored at its point
+        anns = plotting.label_points(fig, ax, [(0.5, 0.5, f"λ={v}") for v in (0.1, 0.3, 0.5, 1)])
+    renderer = fig.canvas.get_renderer()
+    boxes = [a.get_window_extent(renderer) for a in anns]
+    assert [a.get_text() for a in ax.texts] == ["λ=0.1", "λ=0.3", "λ=0.5", "λ=1"]  # failed tries removed
+    assert [tuple(a.xyann) for a in anns] == list(plotting.LABEL_OFFSETS[:4])
+    assert not any(boxes[i].overlaps(boxes[j]) for i in range(4) for j in range(i))
+    assert {tuple(a.xy) for a in anns} == {(0.5, 0.5)}
+
+
 def test_report_renders_every_figure_as_png_and_pdf(tmp_path):
     for name in ("fig4", "fig5", "fig6", "fig7", "fig8"):
         write(tmp_path / "res", name)
