@@ -279,10 +279,11 @@ def lacks_curve(pairs: list[tuple[dict, dict]], metrics: tuple[str, ...], panel:
 
 
 def render_figure(inp: Inputs, experiment: str, draw: Callable, caption: Callable[[str], str], x_name: str = "",
-                  check: Callable | None = None) -> list:
+                  check: Callable | None = None, companion: Callable | None = None) -> list:
     """The figure of every dataset whose planned runs all have records (`planned_runs`), drawn by
     ``draw(dataset, pairs)``; a `Skip` for the others, and for a dataset whose records fail ``check(pairs)`` (a
-    reason, or None)."""
+    reason, or None). With `companion`, each figure is followed by ``companion(dataset, pairs, records)`` (a `Table`
+    drawn from the same runs)."""
     out = []
     for item in planned_runs(inp, experiment, x_name):
         if isinstance(item, Skip):
@@ -295,4 +296,6 @@ def render_figure(inp: Inputs, experiment: str, draw: Callable, caption: Callabl
             continue
         records = list({rec["run_id"]: rec for _, rec in pairs}.values())
         out.append(Figure(draw(d, pairs), records, caption(d), suffix=d))
+        if companion:
+            out.append(companion(d, pairs, records))
     return out

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from reports import plotting
 from reports.common import (
-    Figure,
     Inputs,
     Output,
     Table,
     dataset_name,
     num,
-    planned_runs,
     render_figure,
     series_points,
     signed,
@@ -86,26 +84,22 @@ def tests(d: str, pairs) -> tuple[str, str]:
                              mean(recs, "ndcg@5"), *diff(recs, sft, "ndcg@5"), label.split(" (")[0],
                              mean(recs, metric), *diff(recs, sft, metric)])
     head = ["Panel", "Model", "λ", "NDCG@5", "− SFT [95 % CI]", "p", "Metric", "Value", "− SFT [95 % CI]", "p"]
-    return simple_table(f"# Figure 8, companion: each point against SFT ({dataset_name(d)})", head, rows, [
-        f"Test split; values are means over seeds. Paired bootstrap over test users ({N_BOOT} resamples; a user's "
-        "windows "
-        "averaged, then over seeds; users weighted by their window count); p two-sided. Lower MGU is better, higher "
-        "ILD is better. λ = 0 is R = NDCG, the same runs in both panels."])
+    note = (f"Test split; values are means over seeds. Paired bootstrap over test users ({N_BOOT} resamples; a "
+            "user's windows averaged, then over seeds; users weighted by their window count); p two-sided. Lower MGU "
+            "is better, higher ILD is better. λ = 0 is R = NDCG, the same runs in both panels.")
+    return simple_table(f"# Figure 8, companion: each point against SFT ({dataset_name(d)})", head, rows, [note])
+
+
+def companion(d: str, pairs, records: list[dict]) -> Table:
+    """The `tests` table of dataset `d`, rendered after its figure (``fig8_<profile>_<d>_tests``)."""
+    return Table(*tests(d, pairs), records, suffix=f"{d}_tests",
+                 title=f"Figure 8, companion: each point against SFT ({dataset_name(d)})")
 
 
 def render(inp: Inputs) -> list:
-    pairs = {item[0]: item[1] for item in planned_runs(inp, EXPERIMENT) if isinstance(item, tuple)}
-    out = []
-    for item in render_figure(inp, EXPERIMENT, draw, lambda d: f"Figure 8 ({dataset_name(d)}): composite rewards, "
-                              "λ ∈ {0, 0.1, 0.3, 0.5, 1.0}: (a) MGU (lower is better) and (b) ILD against NDCG@5, "
-                              "with the SFT model. Mean ± std over seeds.", "λ", check=undefined):
-        out.append(item)
-        if isinstance(item, Figure):
-            d = item.suffix
-            md, tex = tests(d, pairs[d])
-            out.append(Table(md, tex, item.records, suffix=f"{d}_tests",
-                             title=f"Figure 8, companion: each point against SFT ({dataset_name(d)})"))
-    return out
+    return render_figure(inp, EXPERIMENT, draw, lambda d: f"Figure 8 ({dataset_name(d)}): composite rewards, λ ∈ "
+                         "{0, 0.1, 0.3, 0.5, 1.0}: (a) MGU (lower is better) and (b) ILD against NDCG@5, with the SFT "
+                         "model. Mean ± std over seeds.", "λ", check=undefined, companion=companion)
 
 
 OUTPUT = Output("fig8", "Figure 8: fairness and diversity rewards", render)

@@ -77,21 +77,23 @@ def label_points(fig: Figure, ax, points: Sequence[tuple[float, float, str]]) ->
     """Annotate each (x, y, text) in small type at the first of `LABEL_OFFSETS` whose text box overlaps no label
     placed before it (the first offset when all overlap), so that close points keep legible labels that stay next to
     their own point. Returns the annotations."""
-    placed, out = [], []
     renderer = fig.canvas.get_renderer()
+
+    def put(x, y, text, offset):
+        dx = offset[0]
+        ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, fontsize=6,
+                          ha="left" if dx > 0 else "right" if dx < 0 else "center")
+        return ann, ann.get_window_extent(renderer)
+
+    placed, out = [], []
     for x, y, text in points:
-        for i, (dx, dy) in enumerate(LABEL_OFFSETS):
-            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=6,
-                              ha="left" if dx > 0 else "right" if dx < 0 else "center")
-            box = ann.get_window_extent(renderer)
-            if not any(box.overlaps(b) for b in placed) or i == len(LABEL_OFFSETS) - 1:
+        for offset in LABEL_OFFSETS:
+            ann, box = put(x, y, text, offset)
+            if not any(box.overlaps(b) for b in placed):
                 break
             ann.remove()
-        if any(box.overlaps(b) for b in placed):  # nowhere free: the first place, as drawn without this search
-            ann.remove()
-            dx, dy = LABEL_OFFSETS[0]
-            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=6)
-            box = ann.get_window_extent(renderer)
+        else:  # nowhere free: the first place, as drawn without this search
+            ann, box = put(x, y, text, LABEL_OFFSETS[0])
         placed.append(box)
         out.append(ann)
     return out
@@ -132,6 +134,12 @@ def _tick(ticks: dict[float, str], x: float, nearest: bool = False) -> str:
     return ticks.get(float(x)) or f"{x:.6g}"
 
 
+def _noted(notes: dict[tuple[float, float], str], label: str, x: float, y: float) -> str:
+    """A series label, then the annotation drawn at (x, y) if there is one."""
+    note = notes.get((float(x), float(y)))
+    return f"{label} {note}" if note else label
+
+
 def figure_points(fig: Figure) -> str:
     """The values a figure plots, read back from its artists (not from the records), as a Markdown table with one row
     per point: panel (the axes' title, else its y label), series (the legend label, then the point's annotation where
@@ -145,11 +153,6 @@ def figure_points(fig: Figure) -> str:
         panel = ax.get_title() or ax.get_ylabel()
         ticks = {float(t): lab.get_text() for t, lab in zip(ax.get_xticks(), ax.get_xticklabels()) if lab.get_text()}
         notes = {(float(a.xy[0]), float(a.xy[1])): a.get_text() for a in ax.texts if isinstance(a, Annotation)}
-
-        def series(label: str, x: float, y: float) -> str:
-            note = notes.get((float(x), float(y)))
-            return f"{label} {note}" if note else label
-
         drawn = set()
         for c in ax.containers:
             if isinstance(c, ErrorbarContainer):
@@ -158,7 +161,7 @@ def figure_points(fig: Figure) -> str:
                     continue
                 xs, ys = c.lines[0].get_xdata(), c.lines[0].get_ydata()
                 xe, ye = _half_lengths(c, 0), _half_lengths(c, 1)
-                rows += [(panel, series(c.get_label(), x, y), num(x, xe[i]) if xe else _tick(ticks, x),
+                rows += [(panel, _noted(notes, c.get_label(), x, y), num(x, xe[i]) if xe else _tick(ticks, x),
                           num(y, ye[i] if ye else None)) for i, (x, y) in enumerate(zip(xs, ys))]
             elif isinstance(c, BarContainer) and not c.get_label().startswith("_"):
                 ye = _half_lengths(c.errorbar, 1)

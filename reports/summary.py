@@ -39,8 +39,9 @@ def run_summary(records: list[dict]) -> str:
         metrics, field = ("metrics", "predictions_file") if test else ("metrics_valid", "valid_predictions_file")
         ci = pooled_ci(recs, "ndcg@5", cache, field)
         decode = [r["timings"]["recommend_s" if test else "valid_s"] for r in recs]
-        rows.append([recs[0]["display_name"] + (f" ({key[2]})" if key[2] else ""), dataset_name(key[1]), ",".join(str(r["seed"]) for r in recs),
-                     "test" if test else "valid", f"{np.mean([r[metrics]['ndcg@5'] for r in recs]):.4f}",
+        name = recs[0]["display_name"] + (f" ({key[2]})" if key[2] else "")
+        rows.append([name, dataset_name(key[1]), ",".join(str(r["seed"]) for r in recs), "test" if test else "valid",
+                     f"{np.mean([r[metrics]['ndcg@5'] for r in recs]):.4f}",
                      f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "—",
                      f"{np.mean([r['timings']['fit_s'] for r in recs]):.1f}", f"{np.mean(decode):.1f}"])
     return tabulate(rows, headers=["method", "dataset", "seeds", "split", "NDCG@5", "95 % CI", "fit s", "decode s"],
