@@ -8,11 +8,13 @@
 * ``complete_checkpoint``: the newest Trainer checkpoint that was saved completely (a kill inside a save leaves a
   ``checkpoint-N`` without ``trainer_state.json``, which the Trainer writes last); incomplete ones are removed.
 * ``check_output_dir``: an output folder that is a file or cannot be written is refused before any work.
+* ``content_hash``: the 12-hex-digit key of run ids and cache entries (no torch: `run --dry-run` computes run ids).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -25,6 +27,11 @@ from benchmark.errors import UserError
 from benchmark.faults import fault_point
 
 _TMP = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")
+
+
+def content_hash(obj) -> str:
+    """sha256 of `obj` as sorted-key JSON, first 12 hex digits: run ids and cache keys."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def tmp_path(path: Path) -> Path:

@@ -19,7 +19,7 @@ from benchmark.locks import all_processes_lock
 from benchmark.metrics import score_lists
 from methods.base import RunContext
 from methods.registry import get_method
-from results.record import is_finished, record_path, run_status, set_aside, write_run
+from benchmark.records import is_finished, record_path, run_status, set_aside, write_run
 from runners.plan import RunSpec
 from runners.provenance import provenance
 

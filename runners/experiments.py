@@ -48,7 +48,7 @@ def expand(names: str, datasets: list[Dataset], profile: Profile, seeds: list[in
         results_dir: where the records go (named in the plan's command when it is not the default).
 
     Returns:
-        (specs without duplicates, datasets outermost; plans as `results.record.write_plan` stores them).
+        (specs without duplicates, datasets outermost; plans as `benchmark.records.write_plan` stores them).
     """
     parts = components(names)
     methods_of = {p.method: parse_methods(p.method) for e in parts for p in e.points}  # "all" -> every method

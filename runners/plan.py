@@ -11,7 +11,7 @@ from typing import Any
 from benchmark.config import Profile, apply_overrides, check_fields, check_seeds, profile_for
 from benchmark.data import ALIGN_SPLIT, Dataset, alignment_pool, alignment_subset, cap_windows, sft_windows
 from benchmark.errors import UserError
-from methods.common.models import content_hash
+from benchmark.io import content_hash
 from methods.registry import all_methods, get_method
 
 

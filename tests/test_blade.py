@@ -97,7 +97,7 @@ def test_two_processes_see_whole_groups(data_dir, runs, flag):
 
 
 def test_validation_only_sweep_never_decodes_test(data_dir, runs):
-    from reports import render_all
+    from benchmark.reporting import render_all
 
     tmp, _ = runs
     res = tmp / "sweep"
@@ -124,7 +124,7 @@ def test_validation_only_sweep_never_decodes_test(data_dir, runs):
 
 
 def test_report_renders_table1_and_significance(runs):
-    from reports import render_all
+    from benchmark.reporting import render_all
 
     tmp, _ = runs
     paths = render_all(tmp / "res", tmp / "rep").written

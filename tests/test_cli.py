@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cli import main
+from runners.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def test_smoke_run_records_skip_and_report(data_dir, tmp_path):
 
 
 def test_design_doc_embeds_the_generated_profiles_table():
-    from benchmark.cli import profiles_markdown
+    from runners.cli import profiles_markdown
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "design.md").read_text()
     block = doc.split("<!-- profiles:begin -->\n", 1)[1].split("<!-- profiles:end -->", 1)[0]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cli import main
+from runners.cli import main
 from benchmark.errors import UserError
-from results.record import run_status, write_run
+from benchmark.records import run_status, write_run
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_report_out_on_an_existing_file(pop_results, tmp_path, capsys):
 
 
 def test_load_predictions_raises_user_error(pop_results, tmp_path):
-    from reports.records import load_predictions, load_records
+    from benchmark.records import load_predictions, load_records
 
     res, rec, _ = _copy(pop_results, tmp_path)
     (r,) = load_records(res)

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from benchmark.cli import main
+from runners.cli import main
 from benchmark.config import PROFILES
 from benchmark.errors import UserError
 from benchmark.experiments import EXPERIMENTS, GROUP_SIZES, LAMBDAS, TAUS, components, get_experiment
 from methods.registry import all_methods
-from results.record import plan_path, write_plan
+from benchmark.records import plan_path, write_plan
 from runners.experiments import expand
 
 CPU = PROFILES["cpu"]

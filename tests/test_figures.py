@@ -12,10 +12,10 @@ import pytest
 from matplotlib.container import BarContainer
 
 from benchmark.experiments import EXPERIMENTS, GROUP_SIZES, LAMBDAS, TAUS
-from reports import fig4, fig5, fig6, fig7, fig8, plotting, render_all
-from reports.common import Inputs, planned_runs
-from reports.records import load_plans, load_records
-from results.record import write_plan
+from benchmark.reporting import fig4, fig5, fig6, fig7, fig8, plotting, render_all
+from benchmark.reporting.common import Inputs, planned_runs
+from benchmark.records import load_plans, load_records
+from benchmark.records import write_plan
 
 SEEDS = (0, 1)
 STEPS = (0, 16, 32)
@@ -50,6 +50,7 @@ def write(root: Path, name: str, profile: str = "cpu", datasets=("cds",), skip: 
                 curve = [{"step": s, **{m: v + s / 1000 for m, v in metrics.items()}} for s in STEPS]
                 rec = {"run_id": row["run_id"], "method": p.method, "display_name": p.method, "category": "ours",
                        "dataset": d, "profile": profile, "seed": seed, "metrics": metrics, "curve": curve,
+                       "metrics_valid": metrics, "n_test": 4, "n_valid": 4,
                        "config": {"method": dict(p.sets)}, "oracle": False, "role": "",
                        "timings": {"fit_s": 1.0, "recommend_s": 1.0}, "created": "2026"}
                 path = root / d / p.method / f"{row['run_id']}.json"

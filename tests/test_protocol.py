@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from benchmark.cli import main
+from runners.cli import main
 from benchmark.data import load_dataset
 
 

@@ -22,7 +22,7 @@ def test_registry_matches_method_files():
 def test_legacy_flags_match_the_classes():
     """reports/ fills the flags of records written before records carried them from one table; it must say what the
     classes say (the table covers exactly the methods that existed then; newer records carry their flags)."""
-    from reports.records import LEGACY_FLAGS
+    from benchmark.records import LEGACY_FLAGS
 
     for name, flags in LEGACY_FLAGS.items():
         cls = get_method(name)
@@ -31,7 +31,7 @@ def test_legacy_flags_match_the_classes():
 
 
 def test_recategorised_methods_match_the_classes():
-    from reports.records import RECATEGORISED
+    from benchmark.records import RECATEGORISED
 
     for name, category in RECATEGORISED.items():
         assert get_method(name).category == category, name

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cli import main
+from runners.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = "bigrec,blade_n"

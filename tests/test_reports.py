@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from benchmark.errors import UserError
-from reports import load_records, render_all
-from reports.render import compute
-from reports.summary import run_summary
+from benchmark.reporting import load_records, render_all
+from benchmark.reporting.render import compute
+from benchmark.reporting.summary import run_summary
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 # Four test windows: u1 has two. Every window's value is base + offset, so a run's window mean is base + 0.01.
@@ -42,6 +42,7 @@ def make_run(root: Path, method, display, category, dataset, seed, base, created
         "run_id": run_id, "method": method, "display_name": display, "category": category, "dataset": dataset,
         "profile": profile, "seed": seed, "config": {"profile": {"model": "scratch", "item_repr": "item_token"}},
         "created": created, "metrics": {m: base + sum(offsets) / 4 for m in METRICS},
+        "metrics_valid": {m: base + sum(offsets) / 4 for m in METRICS}, "n_valid": 4,
         "timings": {"fit_s": 1.0, "recommend_s": 1.0 + seed}, "n_test": 4, "data_hash": "h1", "data_stats": STATS,
         "provenance": {"git_sha": "0123456789ab", "git_dirty": False},
         "predictions_file": f"{run_id}.predictions.jsonl",
@@ -258,7 +259,7 @@ def test_a_render_waits_for_another_render_of_the_same_folder(results, tmp_path)
     import threading
 
     from benchmark.locks import file_lock
-    from reports.render import LOCK_NAME
+    from benchmark.reporting.render import LOCK_NAME
 
     out = tmp_path / "out"
     done = []
@@ -324,21 +325,21 @@ def test_no_records(tmp_path):
 
 
 def test_reports_import_no_torch():
-    code = "import sys, reports; bad = [m for m in ('torch', 'methods', 'runners') if m in sys.modules]; print(bad)"
+    code = "import sys, benchmark.reporting; bad = [m for m in ('torch', 'methods', 'runners') if m in sys.modules]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
 
 
 def test_shared_helpers_import_nothing_else_in_reports():
-    """records.py, common.py and plotting.py are the leaves every output builds on: no cycles."""
-    root = Path(__file__).resolve().parents[1] / "reports"
-    for leaf in ("records", "common", "plotting"):
+    """stats.py, common.py and plotting.py are the leaves every output builds on: no cycles."""
+    root = Path(__file__).resolve().parents[1] / "benchmark" / "reporting"
+    for leaf in ("stats", "common", "plotting"):
         src = (root / f"{leaf}.py").read_text()
-        assert not re.search(r"^\s*(from reports|import reports)", src, re.M), leaf
+        assert not re.search(r"^\s*(from|import) benchmark\.reporting", src, re.M), leaf
     for path in root.glob("*.py"):  # outputs never import the renderer (which imports them all)
         if path.stem not in ("render", "__init__"):
-            assert not re.search(r"^\s*from reports\.render|^\s*from reports import render", path.read_text(), re.M)
+            assert not re.search(r"^\s*from benchmark\.reporting(\.render| import render)", path.read_text(), re.M)
 
 
 def test_legacy_records_get_flags_and_curve(results):
@@ -358,8 +359,8 @@ def _grpo_record(method, tau, seed, grads, zero_spread, above, valid):
 
 
 def test_grpo_diagnostics_hand_computed():
-    from reports.curves import curve_table
-    from reports.diagnostics import _decay, diagnostics_table
+    from benchmark.reporting.curves import curve_table
+    from benchmark.reporting.diagnostics import _decay, diagnostics_table
 
     grads = [4, 4, 2, 2, 1, 1, 1, 1]  # first quarter mean 4, last quarter mean 1
     zs = [1, 1, 1, 1, 0, 0, 0, 0]
@@ -384,7 +385,7 @@ def test_grpo_diagnostics_hand_computed():
 
 
 def test_grpo_diagnostics_tolerate_a_grpo_method_without_tau():
-    from reports.diagnostics import diagnostics_table
+    from benchmark.reporting.diagnostics import diagnostics_table
 
     recs = [_grpo_record("bon_static", 0.0, 0, [1] * 4, [0] * 4, 0.5, 0.1),
             _grpo_record("rere", None, 0, [1] * 4, [0] * 4, 0.5, 0.2)]  # ReRe's config has no τ
@@ -398,7 +399,7 @@ def _dpo_log(losses: list[float], margins: list[float]) -> list[dict]:
 
 
 def test_preference_signals_hand_computed(tmp_path):
-    from reports.preference import preference_table
+    from benchmark.reporting.preference import preference_table
 
     def rec(seed, kept, losses, margins, iterations=1):
         its = [{"iteration": t + 1, "pairs_kept": kept, "dpo_steps": len(losses), "dpo_seconds": 10.0 + t,
@@ -425,7 +426,7 @@ def test_preference_signals_hand_computed(tmp_path):
 
 
 def test_decoding_diagnostics_hand_computed(tmp_path):
-    from reports.decoding import decoding_table
+    from benchmark.reporting.decoding import decoding_table
 
     d = tmp_path / "steam"
     d.mkdir()
@@ -452,7 +453,7 @@ def test_decoding_diagnostics_hand_computed(tmp_path):
 
 
 def test_list_overlap_hand_computed(tmp_path):
-    from runners.list_overlap import overlap_table
+    from studies.list_overlap import overlap_table
 
     def rec(name, role, lists, oracle=False):
         rows = [{"user": f"u{i}", "history": [9], "target": [1], "items": items, "metrics": {}}
@@ -487,8 +488,8 @@ def test_compute_counts_runs_and_each_sft_checkpoint_once():
 
 
 def test_grpo_diagnostics_of_figure_runs_only(tmp_path):
-    from reports.common import Inputs
-    from reports.diagnostics import render_figure_runs
+    from benchmark.reporting.common import Inputs
+    from benchmark.reporting.diagnostics import render_figure_runs
 
     table_run = _grpo_record("blade_n", 0.3, 0, [1] * 16, [1] * 8 + [0] * 8, 0.25, 0.2)
     fig_run = {**_grpo_record("blade_n", 0.3, 1, [1] * 16, [1] * 8 + [0] * 8, 0.25, 0.2), "run_id": "g2",

@@ -88,6 +88,6 @@ def test_cpu_profile_is_the_attempt_chosen_on_validation():
     from dataclasses import asdict
 
     from benchmark.config import apply_overrides
-    from runners.sft_tuning import ATTEMPTS, BASE, CHOSEN
+    from studies.sft_tuning import ATTEMPTS, BASE, CHOSEN
 
     assert asdict(apply_overrides(BASE, ATTEMPTS[CHOSEN], "profile")) == asdict(get_profile("cpu"))

@@ -9,9 +9,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 from pathlib import Path
 
 import torch
@@ -142,5 +140,3 @@ def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def content_hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]

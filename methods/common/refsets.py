@@ -13,11 +13,10 @@ import numpy as np
 import torch
 
 from benchmark.data import alignment_pool
-from benchmark.io import atomic_write
+from benchmark.io import atomic_write, content_hash
 from benchmark.locks import main_lock
 from methods.common.generation import DecodingSpec
 from methods.common.llm import generate_for
-from methods.common.models import content_hash
 from methods.common.sft import load_sft
 
 

@@ -21,9 +21,9 @@ from trl import SFTConfig, SFTTrainer
 
 from benchmark.data import Dataset, Window, cap_windows, sft_windows
 from benchmark.prompts import build_completion, build_prompt, render_items
-from benchmark.io import atomic_save_dir, complete_checkpoint
+from benchmark.io import atomic_save_dir, complete_checkpoint, content_hash
 from benchmark.locks import all_processes_lock
-from methods.common.models import build_model, content_hash, get_tokenizer, n_params
+from methods.common.models import build_model, get_tokenizer, n_params
 
 SFT_SEED = 0  # the shared checkpoint does not depend on the run seed
 

@@ -10,8 +10,9 @@ import json
 import numpy as np
 from tabulate import tabulate
 
-from reports.common import category_rank, config_groups, dataset_name, order_datasets
-from reports.records import pooled_ci, row_key
+from benchmark.reporting.common import category_rank, config_groups, dataset_name, order_datasets
+from benchmark.records import row_key
+from benchmark.reporting.stats import pooled_ci
 
 
 def run_summary(records: list[dict]) -> str:

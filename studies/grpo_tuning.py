@@ -3,11 +3,11 @@
 Each setting is a set of method overrides run for ``bon_static`` and ``blade_n`` (``--splits valid``; the test split
 is never decoded) on the `cpu` profile, 3 seeds, with the SFT model (``bigrec``) as the baseline of every delta:
 
-    python -m runners.grpo_tuning --datasets steam,cds,goodreads --settings G0,G1 --seeds 0,1,2   # runs what is missing
-    python -m runners.grpo_tuning --datasets steam,cds,goodreads --table                        # prints the table only
-    python -m runners.grpo_tuning --table --compare R0,G0     # and paired tests: G0 - R0, BLADE-N - static
+    python -m studies.grpo_tuning --datasets steam,cds,goodreads --settings G0,G1 --seeds 0,1,2   # runs what is missing
+    python -m studies.grpo_tuning --datasets steam,cds,goodreads --table                        # prints the table only
+    python -m studies.grpo_tuning --table --compare R0,G0     # and paired tests: G0 - R0, BLADE-N - static
 
-Records go to results/grpo_tuning/ (run ids hash the configs, so finished runs are skipped). The table has, per
+Records go to results/studies/grpo_tuning/ (run ids hash the configs, so finished runs are skipped). The table has, per
 (dataset, setting, method), means over the seeds found: validation NDCG@5 and its difference from SFT (paired user
 bootstrap with seeds pooled per user), KL (median and max over steps and seeds), the zero-spread fraction of the raw
 reward and of the proxy, the fraction of rollouts above their prompt's best reference reward in the first and last
@@ -26,7 +26,7 @@ from pathlib import Path
 from benchmark.config import cache_dir, data_dir, get_profile, profile_for
 from benchmark.data import load_dataset
 from benchmark.metrics import paired_bootstrap
-from runners.sft_tuning import dataset_records, valid_user_means
+from studies.sft_tuning import dataset_records, valid_user_means
 
 METHODS = ("bon_static", "blade_n")
 # setting -> overrides of both methods' configs on top of their `cpu` values (G0: the landed lr 1e-4, beta 0.04)
@@ -38,7 +38,7 @@ SETTINGS: dict[str, dict[str, str]] = {
     # "before" (issue 9): the old trainer's full-vocabulary log-probs at its lr; dropout stays off (it has no switch)
     "R0": {"lr": "1e-4", "logps": "raw"},
 }
-RESULTS = Path("results/grpo_tuning")
+RESULTS = Path("results/studies/grpo_tuning")
 
 
 def run(datasets: list[str], settings: list[str], seeds: list[int], profile_name: str = "cpu",

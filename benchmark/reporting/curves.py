@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 from tabulate import tabulate
 
-from reports.common import Inputs, Output, Table, config_groups, order_datasets, step_curve, tex_tabular
+from benchmark.reporting.common import Inputs, Output, Table, config_groups, order_datasets, step_curve, tex_tabular
 
 
 def curve_table(records: list[dict], title: str) -> tuple[str, str]:

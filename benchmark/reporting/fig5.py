@@ -4,8 +4,8 @@ Paper: "both NDCG@5 and Recall@5 improve consistently as G increases from 2 to 1
 
 from __future__ import annotations
 
-from reports import plotting
-from reports.common import Inputs, Output, dataset_name, render_figure, series_points
+from benchmark.reporting import plotting
+from benchmark.reporting.common import Inputs, Output, dataset_name, render_figure, series_points
 
 EXPERIMENT = "fig5"
 PANELS = (("ndcg@5", "NDCG@5"), ("recall@5", "Recall@5"))

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reports import plotting
-from reports.common import Inputs, Output, dataset_name, render_figure, series_points
+from benchmark.reporting import plotting
+from benchmark.reporting.common import Inputs, Output, dataset_name, render_figure, series_points
 
 EXPERIMENT = "fig6"
 BLADE, NO_PRIOR = "BLADE", "No Prior"

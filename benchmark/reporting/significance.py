@@ -4,9 +4,10 @@ non-oracle row of Table 3 (the baselines outside Table 1, Pop and SASRec) agains
 
 from __future__ import annotations
 
-from reports.common import Inputs, Output, Table, by_dataset, dataset_name, signed, simple_table
-from reports.records import N_BOOT, paired_test, row_key
-from reports.table1 import table1_rows
+from benchmark.reporting.common import Inputs, Output, Table, by_dataset, dataset_name, signed, simple_table
+from benchmark.records import row_key
+from benchmark.reporting.stats import N_BOOT, paired_test
+from benchmark.reporting.table1 import table1_rows
 
 
 def _stage(r: dict) -> int | None:

@@ -9,7 +9,7 @@ import re
 import numpy as np
 from tabulate import tabulate
 
-from reports.common import (
+from benchmark.reporting.common import (
     Inputs,
     Output,
     Skip,
@@ -21,7 +21,7 @@ from reports.common import (
     mean_std,
     tex_tabular,
 )
-from reports.records import row_key
+from benchmark.records import row_key
 
 ALIGNMENT = ("listwise", "ours")  # the categories of Table 1's trained rows
 

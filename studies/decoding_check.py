@@ -5,7 +5,7 @@ validation NDCG/Recall, duplicate rate, coverage, ILD, MGU, how many of BIGRec's
 often its first item is BIGRec's, the validation decoding time and tokens, the mean beam score of each beam rank
 (``stats.beam_scores``), and a paired user bootstrap of NDCG@5 against BIGRec.
 
-    python -m runners.decoding_check --results-dir results/decoding_check --dataset steam
+    python -m studies.decoding_check --results-dir results/decoding_check --dataset steam
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 Each attempt is a set of profile overrides run as ``benchmark run --methods bigrec --splits valid`` (the test split
 is never decoded), with Pop and SASRec as the bars, so every number in the table comes from a record:
 
-    python -m runners.sft_tuning --datasets steam,cds,goodreads --attempts A0,A1,A2   # runs what is missing
-    python -m runners.sft_tuning --datasets steam,cds,goodreads --table               # prints the table only
+    python -m studies.sft_tuning --datasets steam,cds,goodreads --attempts A0,A1,A2   # runs what is missing
+    python -m studies.sft_tuning --datasets steam,cds,goodreads --table               # prints the table only
 
-Records go to results/sft_tuning/ (the run id hashes the profile, so a finished attempt is skipped).
+Records go to results/studies/sft_tuning/ (the run id hashes the profile, so a finished attempt is skipped).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmark.config import Profile, apply_overrides, cache_dir, data_dir
 from benchmark.data import load_dataset
-from reports.records import pooled_user_means
+from benchmark.reporting.stats import pooled_user_means
 from benchmark.metrics import paired_bootstrap
 
 # attempt -> profile overrides on top of `cpu` (the reference SFT is A0)
@@ -60,7 +60,7 @@ ATTEMPTS: dict[str, dict[str, str]] = {
     # rises; is training length the limit? Patience 40 evaluations runs to the 20-minute cap
     "A19": {**_H, "sft_min_target": "1", "sft_stop": "loss", "sft_max_time_s": "1200", "sft_patience": "40"},
 }
-RESULTS = Path("results/sft_tuning")
+RESULTS = Path("results/studies/sft_tuning")
 
 
 def run(datasets: list[str], attempts: list[str], bars: bool, results: Path = RESULTS) -> None:

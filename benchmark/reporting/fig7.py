@@ -5,8 +5,8 @@ Paper: "Recall@5 rapidly decays toward zero, while MGU also decreases during tra
 
 from __future__ import annotations
 
-from reports import plotting
-from reports.common import Inputs, Output, dataset_name, lacks_curve, render_figure, series_points, step_curve
+from benchmark.reporting import plotting
+from benchmark.reporting.common import Inputs, Output, dataset_name, lacks_curve, render_figure, series_points, step_curve
 
 EXPERIMENT = "fig7"
 PANELS = (("recall@5", "align-valid Recall@5"), ("mgu", "align-valid MGU (lower is better)"))

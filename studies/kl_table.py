@@ -1,7 +1,7 @@
 """GRPO numerics of run records side by side (issue 9): KL per step, validation NDCG@5, the align-valid curve,
 zero-spread fractions and the fraction of rollouts above the reference max.
 
-Usage: python -m runners.kl_table LABEL=RESULTS_DIR [LABEL=RESULTS_DIR ...] [--dataset goodreads] [--baseline DIR]
+Usage: python -m studies.kl_table LABEL=RESULTS_DIR [LABEL=RESULTS_DIR ...] [--dataset goodreads] [--baseline DIR]
 Prints one Markdown row per GRPO record (label, method, lr, seed), in the order the directories are given. With
 --baseline (a results dir holding one record per dataset, e.g. the SFT model's), each row also gets its validation
 NDCG@5 minus the baseline's, with a paired bootstrap over validation users (95 % CI and two-sided p).
@@ -16,7 +16,8 @@ from pathlib import Path
 from tabulate import tabulate
 
 from benchmark.metrics import paired_bootstrap
-from reports.records import N_BOOT, load_records, pooled_user_means
+from benchmark.records import load_records
+from benchmark.reporting.stats import N_BOOT, pooled_user_means
 
 COLUMNS = ["run", "method", "lr", "seed", "KL step 1", "KL median", "KL max", "valid NDCG@5",
            "align-valid NDCG@5 (first → best@step → last)", "zero spread raw", "zero spread proxy",

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from reports.common import Inputs, Output, Table, dataset_name, mean_of, order_datasets, simple_table
-from reports.records import row_key, window_lists
+from benchmark.reporting.common import Inputs, Output, Table, dataset_name, mean_of, order_datasets, simple_table
+from benchmark.records import row_key, window_lists
 
 
 def has_beams(record: dict[str, Any]) -> bool:

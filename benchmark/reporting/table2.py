@@ -8,7 +8,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from reports.common import (
+from benchmark.reporting.common import (
     MISSING,
     Inputs,
     Output,
@@ -21,7 +21,7 @@ from reports.common import (
     tex_escape,
     tex_notes,
 )
-from reports.records import by_created
+from benchmark.records import by_created
 
 COLUMNS = (
     ("Users", ("users",)),

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from reports.common import (
+from benchmark.reporting.common import (
     Inputs,
     Output,
     Table,
@@ -31,7 +31,8 @@ from reports.common import (
     step_curve,
     tex_tabular,
 )
-from reports.records import figure_runs, paired_test
+from benchmark.records import figure_runs
+from benchmark.reporting.stats import paired_test
 
 EDGE = 8  # steps averaged at the start and at the end of training
 

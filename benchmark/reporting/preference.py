@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from reports.common import Inputs, Output, Table, dataset_name, mean_of, order_datasets, simple_table
-from reports.records import row_key
+from benchmark.reporting.common import Inputs, Output, Table, dataset_name, mean_of, order_datasets, simple_table
+from benchmark.records import row_key
 
 EDGE = 5  # steps averaged at the end of training
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_text, check_output_dir
 from benchmark.locks import file_lock
-from reports import (
+from benchmark.reporting import (
     curves,
     decoding,
     diagnostics,
@@ -33,8 +33,8 @@ from reports import (
     table2,
     table3,
 )
-from reports.common import Figure, Inputs, Output, Skip, Table
-from reports.records import dedupe, figure_runs, is_sweep, load_plans, load_records
+from benchmark.reporting.common import Figure, Inputs, Output, Skip, Table
+from benchmark.records import dedupe, figure_runs, is_sweep, load_plans, load_records
 
 LOCK_NAME = ".report.lock"  # held in the output folder while a render writes it (benchmark/locks.py)
 

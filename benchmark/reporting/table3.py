@@ -17,7 +17,7 @@ import numpy as np
 from tabulate import tabulate
 
 from benchmark.metrics import HIGHER_IS_BETTER
-from reports.common import (
+from benchmark.reporting.common import (
     MISSING,
     P_SIGNIFICANT,
     Inputs,
@@ -35,7 +35,8 @@ from reports.common import (
     tex_escape,
     tex_notes,
 )
-from reports.records import N_BOOT, by_created, paired_test, pooled_ci, row_key, user_values
+from benchmark.records import by_created, row_key
+from benchmark.reporting.stats import N_BOOT, paired_test, pooled_ci, user_values
 
 COLUMNS = (("R@3", "recall@3"), ("N@3", "ndcg@3"), ("R@5", "recall@5"), ("N@5", "ndcg@5"))
 MARKS = {"better": "†", "worse": "‡"}

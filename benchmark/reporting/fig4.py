@@ -6,8 +6,8 @@ Recall first rises with τ, then falls when τ is too large."""
 
 from __future__ import annotations
 
-from reports import plotting
-from reports.common import Inputs, Output, dataset_name, lacks_curve, render_figure, series_points, step_curve
+from benchmark.reporting import plotting
+from benchmark.reporting.common import Inputs, Output, dataset_name, lacks_curve, render_figure, series_points, step_curve
 
 EXPERIMENT = "fig4"
 

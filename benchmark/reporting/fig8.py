@@ -7,8 +7,8 @@ A companion table tests each point against SFT (paired user bootstrap, seeds poo
 
 from __future__ import annotations
 
-from reports import plotting
-from reports.common import (
+from benchmark.reporting import plotting
+from benchmark.reporting.common import (
     Inputs,
     Output,
     Table,
@@ -19,7 +19,7 @@ from reports.common import (
     signed,
     simple_table,
 )
-from reports.records import N_BOOT, paired_test
+from benchmark.reporting.stats import N_BOOT, paired_test
 
 EXPERIMENT = "fig8"
 SFT = "SFT"

@@ -1,7 +1,7 @@
 """How much room a cached reference set leaves the static estimator: per alignment prompt, the rewards of its M
 reference lists (the same sets, rewards and subset the GRPO runs use; sampled and cached if missing).
 
-Usage: python -m runners.refset_stats [--datasets steam,cds,goodreads] [--profile cpu] [--seed 0] [--reward ndcg]
+Usage: python -m studies.refset_stats [--datasets steam,cds,goodreads] [--profile cpu] [--seed 0] [--reward ndcg]
 Prints, per dataset: prompts, M, the fraction of prompts whose reference rewards are ALL zero (any rollout that
 scores above zero then beats every reference list and gets the static F = 1, whatever its rank), the mean
 reference reward and the mean per-prompt maximum.

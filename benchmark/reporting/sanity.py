@@ -3,8 +3,8 @@ VALIDATION split? Paired user bootstrap, first seed of each."""
 
 from __future__ import annotations
 
-from reports.common import Inputs, Output, Table, by_dataset, dataset_name, signed, simple_table
-from reports.records import N_BOOT, paired_test
+from benchmark.reporting.common import Inputs, Output, Table, by_dataset, dataset_name, signed, simple_table
+from benchmark.reporting.stats import N_BOOT, paired_test
 
 
 def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[str, str, list]:

@@ -3,7 +3,7 @@
 For one dataset and seed of a results folder, per method: test NDCG@5, catalogue coverage, and the mean number of
 items (of 10) each test list shares with Pop's list and with the SFT model's (BIGRec's) list of the same window.
 
-    python -m runners.list_overlap --results-dir results/reference --dataset steam --seed 0
+    python -m studies.list_overlap --results-dir results/reference --dataset steam --seed 0
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.records import dedupe, load_records, window_lists
+from benchmark.records import dedupe, load_records, window_lists
 
 
 def overlap_table(records: list[dict]) -> list[tuple[str, float, float, float, float]]:

@@ -7,7 +7,7 @@ NDCG@5 of the greedy list (how every method is evaluated) and the mean NDCG@5 ov
 rollout settings (T 0.8, repetition penalty 1.05: the distribution GRPO trains), and how far the greedy list moved
 from the SFT model's (same first item; items shared of K).
 
-    python -m runners.greedy_vs_sample --dataset goodreads --seeds 0 --max-windows 600
+    python -m studies.greedy_vs_sample --dataset goodreads --seeds 0 --max-windows 600
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from methods.base import RunContext
 from methods.common.generation import DecodingSpec
 from methods.common.llm import generate_for
 from methods.common.sft import load_sft, sft_dir
-from runners.sft_tuning import dataset_records
+from studies.sft_tuning import dataset_records
 
-RESULTS = Path("results/grpo_tuning")
+RESULTS = Path("results/studies/grpo_tuning")
 
 
 def measure(ctx, path: Path, windows, samples: int, seed: int = 0) -> dict:

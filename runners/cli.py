@@ -87,7 +87,7 @@ def cmd_run(a) -> int:
     from runners.execute import is_main_process
 
     if is_main_process():
-        from results.record import write_plan
+        from benchmark.records import write_plan
 
         for p in plans:  # before any run: `report` names what is still missing
             write_plan(results_dir, p)
@@ -105,9 +105,9 @@ def cmd_run(a) -> int:
 
 def _summary(specs, results_dir: Path, a) -> str:
     """What the run produced (or found finished), as a compact table, and the command that reports it."""
-    from reports.records import load_record
-    from reports.summary import run_summary
-    from results.record import record_path
+    from benchmark.records import load_record
+    from benchmark.reporting.summary import run_summary
+    from benchmark.records import record_path
 
     records = [load_record(record_path(results_dir, s.dataset, s.method, s.run_id)) for s in specs]
     report = "python -m benchmark report" + ("" if a.results_dir == RUNS_DIR else f" --results-dir {a.results_dir}")
@@ -115,7 +115,7 @@ def _summary(specs, results_dir: Path, a) -> str:
 
 
 def cmd_report(a) -> int:
-    from reports.render import render_all
+    from benchmark.reporting.render import render_all
 
     if a.reference and (a.results_dir or a.out):
         raise UserError("--reference renders results/reference into reports/; give it alone, or give --results-dir "
