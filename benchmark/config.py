@@ -245,7 +245,7 @@ PROFILES: dict[str, Profile] = {
         sft_warmup_steps=5, sft_max_epochs=2.0, sft_eval_every=10, sft_patience=3, sft_eval_windows=64,
         sft_max_time_s=120.0, max_sft_windows=400, max_eval_windows=64, eval_batch=32,
     ),
-    # The default benchmark on a 2-core CPU (design.md §6). SFT = attempt A17 of runners/sft_tuning.py, chosen on
+    # The default benchmark on a 2-core CPU (design.md §6). SFT = attempt A17 of studies/sft_tuning.py, chosen on
     # the three validation splits (docs/benchmarks.md §7): loss on the history items too, the sft users' shorter-target
     # windows as well, the checkpoint with the best validation NDCG@5, early stopping on the validation loss, at most
     # 20 epochs or 20 minutes. Attention dropout 0.2 from the steam validation of §1.2.

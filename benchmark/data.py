@@ -1,6 +1,6 @@
 """Datasets: canonical loaders, the paper's preprocessing, leak-free user splits and sliding windows.
 
-Two canonical on-disk formats (shared/data/README.md):
+Two canonical on-disk formats (data/README.md):
   * interactions: ``interactions.csv.gz`` (user_id,item_id,timestamp) + ``items.jsonl``;
   * samples: ``samples.jsonl.gz`` (history, target, split) + ``items.jsonl``.
 

@@ -4,7 +4,7 @@ An experiment is a list of `Point`s. A point is one method (or ``"all"``) with t
 in its output (panel, series, x). ``runners/experiments.py`` expands every point through the ordinary plan, so a
 point is a normal run: its run id hashes its resolved config, a finished run is skipped, and a run that two outputs
 share (Fig. 5's G = 16 is Fig. 4b's τ = 0.3) is trained once. The expansion also records the experiment's PLAN
-(``results/record.py``: ``<results_dir>/experiments/<name>_<profile>.json``, every planned run id with its point);
+(``benchmark/records.py``: ``<results_dir>/experiments/<name>_<profile>.json``, every planned run id with its point);
 ``report`` draws a figure only when every run of its plan has a record, and otherwise names the missing runs and the
 command that makes them.
 

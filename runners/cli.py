@@ -45,7 +45,7 @@ def cmd_run(a) -> int:
     from benchmark.data import load_dataset
     from benchmark.io import check_output_dir
     from runners.execute import execute
-    from runners.plan import parse_methods, plan, resolve
+    from runners.plan import parse_methods, plan_sets, resolve_sets, route_sets
 
     # everything the user gave is checked before any work: names, values, output places, then the data
     profile = get_profile(a.profile)
@@ -64,7 +64,8 @@ def cmd_run(a) -> int:
     else:
         methods = parse_methods("all" if a.methods is None else a.methods)
         names = _datasets("steam" if a.datasets is None else a.datasets)
-        resolve(methods, profile, a.seeds or [0], overrides)
+        sets = route_sets(overrides, profile, methods)  # parsed above and routed here, once
+        resolve_sets(methods, profile, a.seeds or [0], sets)
     results_dir, cdir = Path(a.results_dir), Path(a.cache_dir) if a.cache_dir else cache_dir()
     check_output_dir(results_dir, "--results-dir")
     check_output_dir(cdir, "--cache-dir")
@@ -77,7 +78,7 @@ def cmd_run(a) -> int:
         specs, plans = expand(a.experiment, datasets, profile, a.seeds, overrides, a.results_dir,
                               own_datasets=a.datasets is None)
     else:
-        specs = plan(methods, datasets, profile, a.seeds or [0], overrides, splits=splits)
+        specs = plan_sets(methods, datasets, profile, a.seeds or [0], sets, splits=splits)
     if a.dry_run:
         from runners.plan import describe
 

@@ -8,27 +8,26 @@ point itself sets cannot be overridden (it is what the experiment varies or fixe
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 
 from benchmark.config import Profile
 from benchmark.data import Dataset
 from benchmark.errors import UserError
 from benchmark.experiments import Experiment, Point, components, run_command
-from runners.plan import RunSpec, parse_methods, plan, split_sets
+from runners.plan import RunSpec, Sets, parse_methods, plan_sets, route_sets
 
 
-def _point_sets(exp: Experiment, point: Point, methods: list[str], user: dict[str, dict[str, str]]) -> dict:
-    """The point's own sets (qualified by its method) and the user's sets of its methods."""
+def _point_sets(exp: Experiment, point: Point, methods: list[str], user: Sets) -> Sets:
+    """The point's own sets (for its method) on top of the user's routed sets of its methods."""
     own = {k: v for k, v in point.sets}
-    out = {f"{point.method}.{k}": v for k, v in own.items()}
+    per_method = {}
     for m in methods:
-        for k, v in user[m].items():
+        for k, v in user.methods.get(m, {}).items():
             if k in own:
                 raise UserError(f"--set {m}.{k}={v}: experiment {exp.name} sets {k} itself ({k}={own[k]} for "
                                 f"{point.series or m}); run the methods directly to change it")
-            out[f"{m}.{k}"] = v
-    return out
+        per_method[m] = {**user.methods.get(m, {}), **(own if m == point.method else {})}
+    return Sets(user.profile, per_method)
 
 
 def expand(names: str, datasets: list[Dataset], profile: Profile, seeds: list[int] | None,
@@ -53,8 +52,7 @@ def expand(names: str, datasets: list[Dataset], profile: Profile, seeds: list[in
     parts = components(names)
     methods_of = {p.method: parse_methods(p.method) for e in parts for p in e.points}  # "all" -> every method
     every = list(dict.fromkeys(m for ms in methods_of.values() for m in ms))
-    resolved, user = split_sets(overrides, profile, every)  # validates every key once, against all the methods
-    profile_sets = {k: v for k, v in overrides.items() if k in {f.name for f in dataclasses.fields(profile)}}
+    user = route_sets(overrides, profile, every)  # routes every key once, against all the methods
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     specs: dict[str, RunSpec] = {}
     plans = []
@@ -63,14 +61,14 @@ def expand(names: str, datasets: list[Dataset], profile: Profile, seeds: list[in
         exp_datasets = [d for d in datasets if d.name in exp.datasets] if own_datasets else datasets
         rows = []
         for point in exp.points:
-            sets = {**profile_sets, **_point_sets(exp, point, methods_of[point.method], user)}
-            for spec in plan(methods_of[point.method], exp_datasets, profile, exp_seeds, sets):
+            sets = _point_sets(exp, point, methods_of[point.method], user)
+            for spec in plan_sets(methods_of[point.method], exp_datasets, profile, exp_seeds, sets):
                 specs.setdefault(spec.run_id, spec)
                 rows.append({"run_id": spec.run_id, "method": spec.method, "dataset": spec.dataset,
                              "seed": spec.seed, "panel": point.panel, "series": point.series, "x": point.x})
         plans.append({
-            "experiment": exp.name, "output": exp.output, "profile": resolved.name,
-            "datasets": {d.name: {"command": run_command(exp.name, resolved.name, [d.name], exp_seeds, overrides,
+            "experiment": exp.name, "output": exp.output, "profile": profile.name,
+            "datasets": {d.name: {"command": run_command(exp.name, profile.name, [d.name], exp_seeds, overrides,
                                                          results_dir),
                                   "created": created, "runs": [r for r in rows if r["dataset"] == d.name]}
                          for d in exp_datasets},

@@ -55,9 +55,16 @@ def resolve_configs(method: str, profile: Profile, overrides: dict[str, str]) ->
     return out
 
 
-def split_sets(overrides: dict[str, str], profile: Profile, methods: list[str]
-               ) -> tuple[Profile, dict[str, dict[str, str]]]:
-    """Route every ``--set``. Returns (the profile with its fields set, {method: {config field: value}}).
+@dataclass(frozen=True)
+class Sets:
+    """The user's ``--set`` items, routed once (`route_sets`): profile fields, and each selected method's fields."""
+
+    profile: dict[str, str]
+    methods: dict[str, dict[str, str]]
+
+
+def route_sets(overrides: dict[str, str], profile: Profile, methods: list[str]) -> Sets:
+    """Route every parsed ``--set`` item to its owner, once.
 
     * ``method.key=value`` sets that selected method's config field;
     * a bare profile field sets the profile (``--set sft_lr=...``: the SFT every LLM method shares);
@@ -88,18 +95,26 @@ def split_sets(overrides: dict[str, str], profile: Profile, methods: list[str]
                 raise UserError(f"--set {key}: a config field of several selected methods ({', '.join(owners)}). "
                                 f"Name one: {', '.join(f'--set {m}.{key}={value}' for m in owners)}")
             per_method[owners[0]][key] = value
-    return apply_overrides(profile, profile_sets, "profile"), per_method
+    return Sets(profile_sets, per_method)
+
+
+def resolve_sets(methods: list[str], profile: Profile, seeds: list[int], sets: Sets
+                 ) -> tuple[Profile, dict[str, list]]:
+    """Validate everything a plan needs except the data, before any work: the methods, the seeds, the profile with
+    its routed --set values and every method's resolved configs. Returns (profile, {method: [configs]})."""
+    if not methods:
+        raise UserError("--methods is empty. Give a comma-separated list or 'all'")
+    check_seeds(seeds)
+    profile = apply_overrides(profile, sets.profile, "profile")
+    return profile, {m: resolve_configs(m, profile, sets.methods.get(m, {})) for m in methods}
 
 
 def resolve(methods: list[str], profile: Profile, seeds: list[int], overrides: dict[str, str]
             ) -> tuple[Profile, dict[str, list]]:
-    """Validate everything a plan needs except the data, before any work: the methods, the seeds, the profile with
-    its --set overrides and every method's resolved configs. Returns (profile, {method: [configs]})."""
+    """`resolve_sets` of the parsed ``--set`` items, routed here (`route_sets`)."""
     if not methods:
         raise UserError("--methods is empty. Give a comma-separated list or 'all'")
-    check_seeds(seeds)
-    profile, per_method = split_sets(overrides, profile, methods)
-    return profile, {m: resolve_configs(m, profile, per_method[m]) for m in methods}
+    return resolve_sets(methods, profile, seeds, route_sets(overrides, profile, methods))
 
 
 def make_run_id(method: str, ds: Dataset, profile: Profile, seed: int, config,
@@ -115,15 +130,24 @@ def make_run_id(method: str, ds: Dataset, profile: Profile, seed: int, config,
 
 def plan(methods: list[str], datasets: list[Dataset], profile: Profile, seeds: list[int],
          overrides: dict[str, str], splits: tuple[str, ...] = ("valid", "test")) -> list[RunSpec]:
-    """Datasets outermost (one SFT per dataset is shared by its runs), then methods in registry order, then seeds."""
-    base = profile
-    profile, configs = resolve(methods, profile, seeds, overrides)  # every --set validated before the data
+    """`plan_sets` of the parsed ``--set`` items, routed here (`route_sets`)."""
+    if not methods:
+        raise UserError("--methods is empty. Give a comma-separated list or 'all'")
+    return plan_sets(methods, datasets, profile, seeds, route_sets(overrides, profile, methods), splits)
+
+
+def plan_sets(methods: list[str], datasets: list[Dataset], profile: Profile, seeds: list[int], sets: Sets,
+              splits: tuple[str, ...] = ("valid", "test")) -> list[RunSpec]:
+    """Datasets outermost (one SFT per dataset is shared by its runs), then methods in registry order, then seeds.
+
+    `profile` is the profile before ``--set``: each dataset gets its own values (config.DATASET_OVERRIDES), then the
+    routed profile sets on top."""
+    _, configs = resolve_sets(methods, profile, seeds, sets)  # every --set validated before the data
     if not datasets:
         raise UserError("--datasets is empty. Give comma-separated names (steam, cds, goodreads) or folders")
     specs = []
     for ds in datasets:
-        # the profile's values for this dataset (config.DATASET_OVERRIDES), then the user's --set on top
-        dprofile = split_sets(overrides, profile_for(base, ds.name), methods)[0]
+        dprofile = apply_overrides(profile_for(profile, ds.name), sets.profile, "profile")
         for m in methods:
             for cfg in configs[m]:
                 for s in seeds:

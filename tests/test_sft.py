@@ -83,7 +83,7 @@ def test_loss_patience_keeps_training_while_the_loss_falls_and_keeps_the_best_ra
 
 
 def test_cpu_profile_is_the_attempt_chosen_on_validation():
-    """The `cpu` SFT is runners/sft_tuning.py's chosen attempt on the pre-tuning profile (docs/benchmarks.md §7), so
+    """The `cpu` SFT is studies/sft_tuning.py's chosen attempt on the pre-tuning profile (docs/benchmarks.md §7), so
     its checkpoints are the tuning run's and the table's labels stay true."""
     from dataclasses import asdict
 

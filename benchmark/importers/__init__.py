@@ -1,4 +1,4 @@
-"""Importers: original public raw files -> the canonical ``interactions`` format (shared/data/README.md).
+"""Importers: original public raw files -> the canonical ``interactions`` format (data/README.md).
 
 Each importer reads the files exactly as their publishers distribute them (Steam reviews v2, UCSD Goodreads,
 Amazon 2014 ratings + 2014/2018 metadata, MovieLens 100K) and writes, into one output folder:
