@@ -389,8 +389,16 @@ def _coerce(value: str, typ: Any, key: str) -> Any:
     raise UserError(f"--set {key}: unsupported field type {typ}")
 
 
-def apply_overrides(cfg: Any, overrides: dict[str, Any], what: str) -> Any:
-    """Return a copy of dataclass `cfg` with `overrides` (strings are parsed to the field's type).
+def _from_json(value: Any, typ: Any) -> Any:
+    """A JSON value onto a dataclass field type: JSON has lists, not tuples, and 1 for 1.0."""
+    want = typing.get_origin(typ) or typ
+    value = tuple(value) if want is tuple and isinstance(value, list) else value
+    return float(value) if want is float and type(value) is int else value
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any], what: str, from_json: bool = False) -> Any:
+    """Return a copy of dataclass `cfg` with `overrides`: the one way values are put onto a config. Strings are parsed
+    to the field's type (``--set``), unless `from_json` (a JSON file's values: lists become tuples, ints floats).
 
     Unknown keys are a UserError that names the valid keys of `what`.
     """
@@ -402,7 +410,10 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], what: str) -> Any:
     for key, value in overrides.items():
         if key not in valid:
             raise UserError(f"unknown {what} key {key!r}. Valid keys: {', '.join(sorted(valid))}")
-        parsed[key] = _coerce(value, hints[key], key) if isinstance(value, str) else value
+        if from_json:
+            parsed[key] = _from_json(value, hints[key])
+        else:
+            parsed[key] = _coerce(value, hints[key], key) if isinstance(value, str) else value
     try:
         return replace(cfg, **parsed)  # validated by the dataclass's __post_init__
     except UserError as e:  # a method Config says "config field ...": name the method

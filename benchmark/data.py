@@ -31,9 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import dataclasses
-import typing
 
-from benchmark.config import DATASETS, DataConfig
+from benchmark.config import DATASETS, DataConfig, apply_overrides
 from benchmark.errors import UserError, unknown_name
 
 SPLITS = ("sft", "align", "valid", "test")
@@ -127,17 +126,12 @@ def dataset_config(d: Path) -> DataConfig:
         raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a JSON object of DataConfig fields, got {type(raw).__name__}")
-    hints = typing.get_type_hints(DataConfig)
     valid = {f.name for f in dataclasses.fields(DataConfig)}
-    out = {}
-    for key, value in raw.items():
+    for key in raw:
         if key not in valid:
             raise UserError(f"{path}: unknown field {key!r}. Valid fields: {', '.join(sorted(valid))}")
-        want = typing.get_origin(hints[key]) or hints[key]  # JSON has lists, not tuples, and 1 for 1.0
-        value = tuple(value) if want is tuple and isinstance(value, list) else value
-        out[key] = float(value) if want is float and type(value) is int else value
     try:
-        return DataConfig(**out)  # validates every field (type and range)
+        return apply_overrides(DataConfig(), raw, "data config", from_json=True)  # validates every field
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
 

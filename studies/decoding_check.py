@@ -5,31 +5,28 @@ validation NDCG/Recall, duplicate rate, coverage, ILD, MGU, how many of BIGRec's
 often its first item is BIGRec's, the validation decoding time and tokens, the mean beam score of each beam rank
 (``stats.beam_scores``), and a paired user bootstrap of NDCG@5 against BIGRec.
 
-    python -m studies.decoding_check --results-dir results/decoding_check --dataset steam
+    python -m studies.decoding_check --results-dir results/studies/decoding_check --dataset steam
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
-import gzip
-import json
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from benchmark.metrics import paired_bootstrap, user_means
+from benchmark.records import load_predictions, load_records
+
+RESULTS = Path("results/studies/decoding_check")
 
 
-def load_records(folder: Path) -> list[tuple[str, dict, list[dict]]]:
-    """(label, record, validation rows) of every record under `folder` (one dataset), labelled by method + the
-    config fields that differ between records of the same method."""
-    recs = []
-    for f in sorted(glob.glob(str(folder / "*" / "*.json"))):
-        r = json.load(open(f))
-        rows = [json.loads(line) for line in gzip.open(f.replace(".json", ".valid.jsonl.gz"), "rt")]
-        recs.append((r, rows))
+def labelled_records(results: Path, dataset: str) -> list[tuple[str, dict, list[dict]]]:
+    """(label, record, validation rows) of every record of `dataset` under `results`, labelled by method + the
+    config fields that differ between records of the same method; BIGRec's first."""
+    recs = [(r, load_predictions(r, "valid_predictions_file"))
+            for r in load_records(results) if r["dataset"] == dataset]
     out = []
     for r, rows in recs:
         same = [o for o, _ in recs if o["method"] == r["method"]]
@@ -40,12 +37,12 @@ def load_records(folder: Path) -> list[tuple[str, dict, list[dict]]]:
     return sorted(out, key=lambda x: (x[1]["method"] != "bigrec", x[0]))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results-dir", default="results/decoding_check")
+    ap.add_argument("--results-dir", default=str(RESULTS))
     ap.add_argument("--dataset", default="steam")
-    a = ap.parse_args()
-    records = load_records(Path(a.results_dir) / a.dataset)
+    a = ap.parse_args(argv)
+    records = labelled_records(Path(a.results_dir), a.dataset)
     base = next((rows for _, r, rows in records if r["method"] == "bigrec"), None)
     if base is None:
         raise SystemExit(f"no bigrec record under {a.results_dir}/{a.dataset}: run bigrec with --splits valid first")

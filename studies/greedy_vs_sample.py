@@ -7,7 +7,8 @@ NDCG@5 of the greedy list (how every method is evaluated) and the mean NDCG@5 ov
 rollout settings (T 0.8, repetition penalty 1.05: the distribution GRPO trains), and how far the greedy list moved
 from the SFT model's (same first item; items shared of K).
 
-    python -m studies.greedy_vs_sample --dataset goodreads --seeds 0 --max-windows 600
+    python -m studies.greedy_vs_sample --dataset goodreads --seeds 0 --max-windows 600 \
+        --out results/studies/greedy_vs_sample/goodreads.json
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from methods.base import RunContext
 from methods.common.generation import DecodingSpec
 from methods.common.llm import generate_for
 from methods.common.sft import load_sft, sft_dir
-from studies.sft_tuning import dataset_records
+from studies.common import dataset_records
 
-RESULTS = Path("results/studies/grpo_tuning")
+RESULTS = Path("results/studies/grpo_tuning")  # the aligned policies' records (studies/grpo_tuning.py's runs)
+OUT = Path("results/studies/greedy_vs_sample")  # where the measured tables are kept (--out OUT/<dataset>.json)
 
 
 def measure(ctx, path: Path, windows, samples: int, seed: int = 0) -> dict:
@@ -56,7 +58,7 @@ def main(argv=None) -> None:
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--max-windows", type=int, default=0, help="a seeded subset of the validation windows (0: all)")
-    ap.add_argument("--out", type=Path)
+    ap.add_argument("--out", type=Path, help=f"also write the rows as JSON here (kept as {OUT}/<dataset>.json)")
     a = ap.parse_args(argv)
     profile = get_profile(a.profile)
     ds = load_dataset(a.dataset, data_dir())

@@ -3,8 +3,8 @@
 Each setting is a set of method overrides run for ``bon_static`` and ``blade_n`` (``--splits valid``; the test split
 is never decoded) on the `cpu` profile, 3 seeds, with the SFT model (``bigrec``) as the baseline of every delta:
 
-    python -m studies.grpo_tuning --datasets steam,cds,goodreads --settings G0,G1 --seeds 0,1,2   # runs what is missing
-    python -m studies.grpo_tuning --datasets steam,cds,goodreads --table                        # prints the table only
+    python -m studies.grpo_tuning --datasets steam,cds,goodreads --settings G0,G1 --seeds 0,1,2  # runs what is missing
+    python -m studies.grpo_tuning --datasets steam,cds,goodreads --table                       # prints the table only
     python -m studies.grpo_tuning --table --compare R0,G0     # and paired tests: G0 - R0, BLADE-N - static
 
 Records go to results/studies/grpo_tuning/ (run ids hash the configs, so finished runs are skipped). The table has, per
@@ -26,7 +26,8 @@ from pathlib import Path
 from benchmark.config import cache_dir, data_dir, get_profile, profile_for
 from benchmark.data import load_dataset
 from benchmark.metrics import paired_bootstrap
-from studies.sft_tuning import dataset_records, valid_user_means
+from benchmark.reporting.diagnostics import train_log_summary
+from studies.common import dataset_records, valid_user_means
 
 METHODS = ("bon_static", "blade_n")
 # setting -> overrides of both methods' configs on top of their `cpu` values (G0: the landed lr 1e-4, beta 0.04)
@@ -57,29 +58,26 @@ def run(datasets: list[str], settings: list[str], seeds: list[int], profile_name
             execute(spec, results, cache_dir())
 
 
+def _as_recorded(cfg) -> dict:
+    """A config dataclass as a record stores it (JSON: tuples become lists)."""
+    return json.loads(json.dumps(asdict(cfg)))
+
+
 def _setting(rec: dict) -> str:
     """The setting whose resolved method config equals this record's ("?" for none)."""
-    from dataclasses import asdict
-
     from runners.plan import resolve_configs
 
-    def resolved(sets: dict) -> dict:  # as the record stores it (JSON: tuples become lists)
-        return json.loads(json.dumps(asdict(resolve_configs(rec["method"], get_profile(rec["profile"]), sets)[0])))
+    def resolved(sets: dict) -> dict:
+        return _as_recorded(resolve_configs(rec["method"], get_profile(rec["profile"]), sets)[0])
 
     return next((name for name, sets in SETTINGS.items() if resolved(dict(sets)) == rec["config"]["method"]), "?")
-
-
-def _quarters(log: list[dict], key: str) -> tuple[float, float]:
-    xs = [h[key] for h in log if key in h]
-    q = max(1, len(xs) // 4)
-    return statistics.mean(xs[:q]), statistics.mean(xs[-q:])
 
 
 def _groups(name: str, results: Path) -> tuple[dict | None, dict[tuple[str, str], list[dict]]]:
     """The SFT record and {(setting, method): records sorted by seed} of one dataset, keeping only the records on
     its current SFT base: its data hash and the profile `run` resolves for it now (Goodreads' records on the A17 SFT
     left when its per-dataset patience became 40, docs/benchmarks.md §9)."""
-    current = json.loads(json.dumps(asdict(profile_for(get_profile("cpu"), name))))
+    current = _as_recorded(profile_for(get_profile("cpu"), name))
     recs = [r for r in dataset_records(results, name)
             if all(current.get(k, v) == v for k, v in r["config"]["profile"].items())]
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -128,25 +126,23 @@ def table(datasets: list[str], results: Path = RESULTS) -> str:
             if base:  # pool seeds per user (same windows), then a paired bootstrap against the SFT model
                 b = paired_bootstrap(valid_user_means(rs, cache)[0], base[0], n_boot=10_000, seed=0, weights=base[1])
                 delta = f"{b['mean']:+.4f} [{b['ci_low']:+.4f}, {b['ci_high']:+.4f}] p {b['p_value']:.3f}"
-            logs = [r["stats"]["train_log"] for r in rs]
-            kl = [h["kl"] for lg in logs for h in lg if "kl" in h]
-            zs = statistics.mean(h["frac_zero_spread"] for lg in logs for h in lg if "frac_zero_spread" in h)
-            zp = statistics.mean(h["frac_zero_spread_proxy"] for lg in logs for h in lg
-                                 if "frac_zero_spread_proxy" in h)
-            above = [_quarters(lg, "frac_above_ref_max") for lg in logs]
+            kl = train_log_summary(rs, "kl")  # every step of every seed
+            zs = train_log_summary(rs, "frac_zero_spread").mean()
+            zp = train_log_summary(rs, "frac_zero_spread_proxy").mean()
+            above = [train_log_summary(r, "frac_above_ref_max").quarters() for r in rs]
             curves = [{c["step"]: c["ndcg@5"] for c in r["curve"]} for r in rs]
             steps = sorted(set.intersection(*(set(c) for c in curves)))
             mean_curve = {s: statistics.mean(c[s] for c in curves) for s in steps}
             peak = max(steps, key=lambda s: mean_curve[s])
             rows.append(f"| {name} | {setting} | {method} | {len(rs)} | {ndcg:.4f} | {delta} | "
-                        f"{statistics.median(kl):.3g} / {max(kl):.3g} | {zs:.3f} / {zp:.3f} | "
+                        f"{kl.median:.3g} / {kl.max:.3g} | {zs:.3f} / {zp:.3f} | "
                         f"{statistics.mean(a for a, _ in above):.3f} → {statistics.mean(b for _, b in above):.3f} | "
                         f"{peak} ({mean_curve[steps[0]]:.4f} → {mean_curve[peak]:.4f} → "
                         f"{mean_curve[steps[-1]]:.4f}) |")
     return "\n".join(rows)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="steam,cds,goodreads")
@@ -157,7 +153,7 @@ def main() -> None:
     p.add_argument("--table", action="store_true", help="only print the table of the finished records")
     p.add_argument("--compare", metavar="BEFORE,AFTER", help="with --table: also the paired tests of AFTER - BEFORE "
                    "per method and of BLADE-N - static within each (e.g. R0,G0)")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     names = a.datasets.split(",")
     if not a.table:
         run(names, a.settings.split(","), [int(s) for s in a.seeds.split(",")], a.profile, Path(a.results_dir))

@@ -33,12 +33,12 @@ def overlap_table(records: list[dict]) -> list[tuple[str, float, float, float, f
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results-dir", default="results/reference")
     ap.add_argument("--dataset", default="steam")
     ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     recs = [r for r in dedupe(load_records(Path(a.results_dir)))
             if r["dataset"] == a.dataset and r["seed"] == a.seed and r.get("predictions_file")]
     if not recs:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from benchmark.config import cache_dir, data_dir, get_profile
+from benchmark.config import apply_overrides, cache_dir, data_dir, get_profile
 from benchmark.data import alignment_subset, load_dataset
 from methods.base import RunContext
 from methods.common.blade import PROFILE_OVERRIDES, BladeConfig, window_reward
@@ -25,16 +24,17 @@ from methods.common.refsets import reference_lists
 from methods.common.sft import train_sft
 
 
-def main():
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default="steam,cds,goodreads")
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--seed", type=int, default=0, help="which seeded alignment subset")
     ap.add_argument("--reward", default="ndcg")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     profile = get_profile(a.profile)
-    cfg = replace(BladeConfig(), **{**PROFILE_OVERRIDES.get(profile.name, {}), "reward": a.reward})
+    cfg = apply_overrides(BladeConfig(), {**PROFILE_OVERRIDES.get(profile.name, {}), "reward": a.reward},
+                          "BLADE config")
     for name in a.datasets.split(","):
         ds = load_dataset(name, data_dir())
         ctx = RunContext(data=ds, profile=profile, seed=a.seed, run_dir=Path("."), cache_dir=cache_dir(),

@@ -12,15 +12,14 @@ Records go to results/studies/sft_tuning/ (the run id hashes the profile, so a f
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
 
 from benchmark.config import Profile, apply_overrides, cache_dir, data_dir
 from benchmark.data import load_dataset
-from benchmark.reporting.stats import pooled_user_means
 from benchmark.metrics import paired_bootstrap
+from studies.common import dataset_records, valid_user_means
 
 # attempt -> profile overrides on top of `cpu` (the reference SFT is A0)
 # The `cpu` profile before this tuning (issue 8); every attempt is a set of overrides on it, and the `cpu` profile
@@ -77,20 +76,6 @@ def run(datasets: list[str], attempts: list[str], bars: bool, results: Path = RE
                 execute(spec, results, cache_dir())
 
 
-def dataset_records(results: Path, name: str, current: str | None = None) -> list[dict]:
-    """The records under ``results/<name>/`` made on the dataset as it is now (data hash `current`, loaded when not
-    given): records of an earlier split of the same files (Goodreads before its pseudo-reader split,
-    docs/benchmarks.md §9) are left out."""
-    current = current or load_dataset(name, data_dir()).data_hash
-    recs = [{**json.loads(p.read_text()), "_path": str(p)} for p in sorted((results / name).glob("*/*.json"))]
-    return [r for r in recs if r["data_hash"] == current]
-
-
-def valid_user_means(recs: list[dict], cache: dict) -> tuple[dict[str, float], dict[str, float]]:
-    """({user: validation NDCG@5 averaged over its windows and the records' seeds}, {user: window count})."""
-    return pooled_user_means(recs, "ndcg@5", cache, "valid_predictions_file")
-
-
 def _attempt(rec: dict, cpu) -> str:
     """The attempt whose overrides give this record's profile ("?" for none)."""
     prof = rec["config"]["profile"]  # records made before a field existed lack it: compare the fields they have
@@ -139,7 +124,7 @@ def table(datasets: list[str], results: Path = RESULTS) -> str:
     return "\n".join(rows)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="steam,cds,goodreads")
@@ -147,7 +132,7 @@ def main() -> None:
     p.add_argument("--no-bars", action="store_true", help="do not run Pop and SASRec")
     p.add_argument("--table", action="store_true", help="only print the table of the finished records")
     p.add_argument("--results-dir", default=str(RESULTS))
-    a = p.parse_args()
+    a = p.parse_args(argv)
     names = a.datasets.split(",")
     if not a.table:
         run(names, a.attempts.split(","), not a.no_bars, Path(a.results_dir))

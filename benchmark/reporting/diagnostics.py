@@ -15,6 +15,9 @@ config but τ = 0 (static BoN alignment), bootstrapped over validation users.
 from __future__ import annotations
 
 import json
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,9 +44,41 @@ def is_grpo(record: dict[str, Any]) -> bool:
     return bool(record.get("stats", {}).get("train_log"))
 
 
+@dataclass(frozen=True)
+class TrainLogSummary:
+    """One signal of the GRPO training log (a key of the per-step dicts of ``stats.train_log``: ``kl``,
+    ``grad_norm``, ``frac_zero_spread``, ...) over the steps that logged it, in step order."""
+
+    values: list[float]
+
+    def mean(self, part: slice = slice(None)) -> float | None:
+        """The mean over the steps `part` selects (``slice(-EDGE, None)``: the last `EDGE`); None when it is empty."""
+        xs = self.values[part]
+        return float(np.mean(xs)) if xs else None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def max(self) -> float:
+        return max(self.values)
+
+    def quarters(self) -> tuple[float | None, float | None]:
+        """The means over the first and the last quarter of the steps (at least one step each)."""
+        q = max(1, len(self.values) // 4)
+        return self.mean(slice(None, q)), self.mean(slice(-q, None))
+
+
+def train_log_summary(records: dict[str, Any] | Iterable[dict[str, Any]], key: str) -> TrainLogSummary:
+    """`key` of the training log of one record, or of several (seeds) with their steps pooled in order: the one
+    reader of ``stats.train_log`` (this report's columns and the GRPO studies' tables)."""
+    recs = [records] if isinstance(records, dict) else records
+    return TrainLogSummary([h[key] for r in recs for h in (r.get("stats", {}).get("train_log") or []) if key in h])
+
+
 def _log(rec: dict, key: str, part: slice = slice(None)) -> float | None:
-    xs = [h[key] for h in (rec.get("stats", {}).get("train_log") or []) if key in h][part]
-    return float(np.mean(xs)) if xs else None
+    return train_log_summary(rec, key).mean(part)
 
 
 def _ends(group: list[dict], key: str) -> str:
@@ -53,11 +88,12 @@ def _ends(group: list[dict], key: str) -> str:
 
 
 def _decay(rec: dict) -> float | None:
-    g = [h["grad_norm"] for h in (rec.get("stats", {}).get("train_log") or []) if "grad_norm" in h]
-    q = len(g) // 4
-    if q == 0 or np.mean(g[:q]) == 0:
+    """Mean gradient norm over the last quarter of the steps / the first quarter (None under 4 steps)."""
+    g = train_log_summary(rec, "grad_norm")
+    if len(g.values) < 4:
         return None
-    return float(np.mean(g[-q:]) / np.mean(g[:q]))
+    first, last = g.quarters()
+    return None if first == 0 else last / first
 
 
 def _vs_static(group: list[dict], twin: list[dict] | None, cache: dict, metric: str = "ndcg@5") -> str:
