@@ -2,7 +2,10 @@
 
 A method is one file in `methods/` with one `Method` subclass decorated by `@register_method("key")`.
 The base class is an interface, not a vehicle for code reuse: shared code lives in plain functions in
-`methods/common/`. A minimal example (the README's, run by `tests/test_registry.py`)::
+`methods/common/`. Importing a method module loads no torch, transformers, trl, peft, accelerate or datasets
+(`--dry-run`, `ls`, `profiles` and `report` import every method; tests/test_layering_torch.py): a method imports its
+trainers and models inside `fit` / `recommend`, and takes shared configs and constants from
+`methods/common/configs.py`. A minimal example (the README's, run by `tests/test_registry.py`)::
 
     from dataclasses import dataclass
     from methods.base import Method, RunContext

@@ -23,8 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods.base import Method, RunContext
-from methods.common.llm import pointwise_beam_lists
-from methods.common.sft import load_sft, train_sft
 from methods.registry import register_method
 
 
@@ -42,9 +40,13 @@ class BeamSearch(Method):
         length_penalty: float = 1.0
 
     def fit(self, ctx: RunContext) -> dict:
+        from methods.common.sft import load_sft, train_sft
+
         path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
         self.model, self.tok, _ = load_sft(path)
         return {"sft_checkpoint": str(path)}
 
     def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
+        from methods.common.llm import pointwise_beam_lists
+
         return pointwise_beam_lists(ctx, self.model, self.tok, windows, self.config.length_penalty)

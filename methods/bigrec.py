@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from benchmark.config import check_fields, one_of
 from methods.base import Method, RunContext
-from methods.common.sft import load_sft, train_sft
 from methods.registry import register_method
 
 
@@ -38,6 +37,8 @@ class BIGRec(Method):
             check_fields(self, "config", {"decoding": one_of("greedy", "sample", "beam")})
 
     def fit(self, ctx: RunContext) -> dict:
+        from methods.common.sft import load_sft, train_sft
+
         path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
         self.model, self.tok, info = load_sft(path)
         ctx.stats["sft"] = info

@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods.base import Method, RunContext
-from methods.common.blade import BLADE_PROFILE_OVERRIDES, BladeConfig, train_blade
-from methods.common.llm import greedy_lists
-from methods.common.sft import load_sft
+from methods.common.configs import BLADE_PROFILE_OVERRIDES, BladeConfig
 from methods.registry import register_method
 
 
@@ -32,9 +30,14 @@ class BladeN(Method):
         reward: str = "ndcg"
 
     def fit(self, ctx: RunContext) -> dict:
+        from methods.common.blade import train_blade
+        from methods.common.sft import load_sft
+
         final = train_blade(ctx, self.config)
         self.model, self.tok, _ = load_sft(final)  # loaded here so recommend() latency is decoding only
         return {"model": str(final)}
 
     def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
+        from methods.common.llm import greedy_lists
+
         return greedy_lists(ctx, self.model, self.tok, windows)

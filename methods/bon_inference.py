@@ -11,10 +11,8 @@ from dataclasses import dataclass
 
 from benchmark.config import above, at_least, check_fields, one_of
 from methods.base import Method, RunContext
-from methods.common.generation import ROLLOUT_REPETITION_PENALTY, ROLLOUT_TEMPERATURE, DecodingSpec
-from methods.common.llm import generate_for
+from methods.common.configs import ROLLOUT_REPETITION_PENALTY, ROLLOUT_TEMPERATURE
 from methods.common.rewards import REWARDS, list_reward
-from methods.common.sft import load_sft, train_sft
 from methods.registry import register_method
 
 
@@ -41,11 +39,16 @@ class BoNInference(Method):
                                           "repetition_penalty": above(0.0)})
 
     def fit(self, ctx: RunContext) -> dict:
+        from methods.common.sft import load_sft, train_sft
+
         path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
         self.model, self.tok, _ = load_sft(path)
         return {"sft_checkpoint": str(path)}
 
     def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
+        from methods.common.generation import DecodingSpec
+        from methods.common.llm import generate_for
+
         c = self.config
         res = generate_for(ctx, self.model, self.tok, windows,
                            DecodingSpec.rollout(c.n, c.temperature, c.repetition_penalty),

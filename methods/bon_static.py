@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods.blade_n import BladeN
-from methods.common.blade import PROFILE_OVERRIDES
+from methods.common.configs import BON_PROFILE_OVERRIDES
 from methods.registry import register_method
 
 
@@ -22,7 +22,7 @@ class BoNStatic(BladeN):
     display_name = "BoN Alignment"
     paper = "Amini et al., Variational Best-of-N Alignment, ICLR 2025"
     category = "listwise"
-    profile_overrides = PROFILE_OVERRIDES  # BLADE's without the paper profile's tau search
+    profile_overrides = BON_PROFILE_OVERRIDES  # BLADE's without the paper profile's tau search
 
     @dataclass
     class Config(BladeN.Config):

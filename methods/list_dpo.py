@@ -13,14 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
-
 from methods.base import Method, RunContext
-from methods.common.dpo import PROFILE_OVERRIDES, PreferenceConfig, dpo_loss, fit_preference
-from methods.common.generation import ROLLOUT_REPETITION_PENALTY, ROLLOUT_TEMPERATURE, DecodingSpec
-from methods.common.llm import generate_for, greedy_lists
+from methods.common.configs import (PREFERENCE_PROFILE_OVERRIDES, ROLLOUT_REPETITION_PENALTY, ROLLOUT_TEMPERATURE,
+                                    PreferenceConfig)
 from methods.common.rewards import REWARDS, list_reward
-from methods.common.sft import load_sft
 from methods.registry import register_method
 
 
@@ -39,7 +35,7 @@ class ListDPO(Method):
     paper = "DPO (Rafailov et al., NeurIPS 2023) on best/worst sampled lists, as defined in the BLADE paper §4.1.2"
     category = "listwise"
     uses_sft = True
-    profile_overrides = PROFILE_OVERRIDES
+    profile_overrides = PREFERENCE_PROFILE_OVERRIDES
 
     @dataclass
     class Config(PreferenceConfig):
@@ -56,6 +52,9 @@ class ListDPO(Method):
         repetition_penalty: float = ROLLOUT_REPETITION_PENALTY
 
     def fit(self, ctx: RunContext) -> dict:
+        from methods.common.dpo import dpo_loss, fit_preference
+        from methods.common.sft import load_sft
+
         if self.config.reward not in REWARDS:
             raise ValueError(f"list_dpo reward {self.config.reward!r} unknown; valid: {', '.join(REWARDS)}")
         final = fit_preference(ctx, self.config, self.build_rows, dpo_loss)
@@ -64,6 +63,12 @@ class ListDPO(Method):
 
     def build_rows(self, ctx: RunContext, windows: Sequence, policy_path) -> tuple[list[dict], dict]:
         """Sample n lists per window from the policy at `policy_path`; keep (best, worst) where they differ in R."""
+        import torch
+
+        from methods.common.generation import DecodingSpec
+        from methods.common.llm import generate_for
+        from methods.common.sft import load_sft
+
         c = self.config
         model, tok, _ = load_sft(policy_path)
         torch.manual_seed(ctx.seed)
@@ -85,4 +90,6 @@ class ListDPO(Method):
         return rows, info
 
     def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
+        from methods.common.llm import greedy_lists
+
         return greedy_lists(ctx, self.model, self.tok, windows)

@@ -21,7 +21,7 @@ Deviations: TRL 1.16's trainer through the shared GRPO code (upstream: its own f
 shared trainer's AdamW, max_grad_norm 1.0 and no warm-up instead of paged AdamW 32-bit, 0.3 and 3 % warm-up; no
 reference-model sync (upstream ``sync_ref_model=True``: TRL's alpha 0.6 every 512 steps, more steps than the
 cpu profile takes); the cpu/smoke budgets (prompts, G, epochs, prompts per step) are the BoN family's
-(methods/common/blade.py) so the GRPO methods compare at equal cost.
+(methods/common/configs.py) so the GRPO methods compare at equal cost.
 """
 
 from __future__ import annotations
@@ -30,17 +30,17 @@ import copy
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-
-from benchmark.config import at_least, check_fields
+from benchmark.config import Rule, at_least
 from benchmark.data import Window, alignment_subset
 from benchmark.metrics import ndcg_at_k
 from methods.base import Method, RunContext
-from methods.common.grpo import GRPO_RULES, check_settings, finished_grpo, train_grpo
-from methods.common.llm import get_trie, greedy_lists
-from methods.common.sft import load_sft, train_sft
+from methods.common.configs import GRPO_RULES, GRPOSettings
 from methods.registry import register_method
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 def rank_penalty(G: int) -> torch.Tensor:
@@ -49,6 +49,8 @@ def rank_penalty(G: int) -> torch.Tensor:
     Upstream rere.py: ``ndcg_rewards = [-1.0/math.log2(i+2) for i in range(num_generations)]`` then
     ``[-elm/sum(ndcg_rewards) for elm in ndcg_rewards]`` (both negative, so each entry is -discount_i / sum).
     """
+    import torch
+
     disc = torch.tensor([1.0 / math.log2(i + 2) for i in range(G)], dtype=torch.float64)
     return -disc / disc.sum()
 
@@ -67,6 +69,8 @@ def rere_group_rewards(ndcg: torch.Tensor) -> torch.Tensor:
     Returns:
         [n_groups, G] float64 rewards.
     """
+    import torch
+
     ndcg = ndcg.to(torch.float64)
     if ndcg.ndim != 2:
         raise ValueError(f"ndcg must be [n_groups, G], got shape {tuple(ndcg.shape)}")
@@ -110,9 +114,9 @@ def beam_rollouts(G: int, length_penalty: float):
     return rollout
 
 
-# Budgets per profile: the BoN family's (methods/common/blade.py PROFILE_OVERRIDES), so the GRPO methods compare at
-# equal cost (the paper profile uses the dataclass defaults, upstream's values). cpu keeps upstream's lr 1e-5: the BoN
-# family's cpu lr 1e-4 was measured to hurt ReRe (steam validation NDCG@5 0.0768 vs 0.0917 at 1e-5, end KL 0.20 vs
+# Budgets per profile: the BoN family's (methods/common/configs.py BON_PROFILE_OVERRIDES), so the GRPO methods compare
+# at equal cost (the paper profile uses the dataclass defaults, upstream's values). cpu keeps upstream's lr 1e-5: the
+# BoN family's cpu lr 1e-4 was measured to hurt ReRe (steam validation NDCG@5 0.0768 vs 0.0917 at 1e-5, end KL 0.20 vs
 # 0.011 with beta 1e-3; docs/benchmarks.md, decoding family).
 PROFILE_OVERRIDES = {
     "smoke": {"G": 4, "n_align_train": 16, "n_align_valid": 16, "epochs": 1.0, "eval_every": 2, "lr": 1e-4,
@@ -124,6 +128,17 @@ PROFILE_OVERRIDES = {
 }
 
 
+@dataclass
+class ReReBeams:
+    """ReRe's own fields, first in its config (methods/common/configs.py says why): a group is the G beams of ONE
+    beam search, so G (the `GRPOSettings` field, named here only to keep it beside the beam search's length penalty)
+    comes first, then the reward's cut-off."""
+
+    G: int = GRPOSettings.G
+    length_penalty: float = 0.0
+    reward_k: int = 10
+
+
 @register_method("rere")
 class ReRe(Method):
     display_name = "ReRe"
@@ -133,8 +148,8 @@ class ReRe(Method):
     profile_overrides = PROFILE_OVERRIDES
 
     @dataclass
-    class Config:
-        """Defaults: upstream rere.sh (full fine-tuning from the SFT model).
+    class Config(GRPOSettings, ReReBeams):
+        """Defaults: upstream rere.sh (full fine-tuning from the SFT model); the GRPO fields are `GRPOSettings`'.
 
         G: beams per prompt (the group). length_penalty: of the rollout beam search (0.0: no normalisation).
         reward_k: the NDCG cut-off of the rule reward (the full list). beta: KL coefficient. epsilon: PPO clip.
@@ -146,34 +161,29 @@ class ReRe(Method):
         constrained policy, as every GRPO method here: methods/common/grpo.py).
         """
 
-        G: int = 16
-        length_penalty: float = 0.0
-        reward_k: int = 10
         beta: float = 1e-3
-        epsilon: float = 0.2
         lr: float = 1e-5
         epochs: float = 2.0
         lr_scheduler: str = "cosine"
         prompts_per_step: int = 32
         temperature: float = 1.0
         repetition_penalty: float = 1.0
-        max_steps: int = -1
-        n_align_train: int = 4096
-        n_align_valid: int = 512
-        eval_every: int = 50
-        num_iterations: int = 1
-        logps: str = "constrained"
 
-        def __post_init__(self):
-            check_fields(self, "config", {**GRPO_RULES, "reward_k": at_least(1)})
+        rules: ClassVar[dict[str, Rule]] = {**GRPO_RULES, "reward_k": at_least(1)}
 
     def fit(self, ctx: RunContext) -> dict:
+        from methods.common.sft import load_sft
+
         final = self._train(ctx)
         self.model, self.tok, _ = load_sft(final)  # loaded here so recommend() latency is decoding only
         return {"model": str(final)}
 
     def _train(self, ctx: RunContext) -> Path:
         from accelerate import PartialState
+
+        from methods.common.grpo import check_settings, finished_grpo, train_grpo
+        from methods.common.llm import get_trie
+        from methods.common.sft import load_sft, train_sft
 
         cfg = self.config
         check_settings(cfg)
@@ -194,4 +204,6 @@ class ReRe(Method):
                           group_reward=rere_group_reward, rollout=beam_rollouts(cfg.G, cfg.length_penalty))
 
     def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
+        from methods.common.llm import greedy_lists
+
         return greedy_lists(ctx, self.model, self.tok, windows)

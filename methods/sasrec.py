@@ -23,10 +23,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, ClassVar
 
-import torch
-
 from methods.base import Method, RunContext
-from methods.common.sasrec import PROFILE_OVERRIDES, SASRecConfig, get_sasrec, sasrec_cache_path, sasrec_scores
+from methods.common.configs import SASREC_PROFILE_OVERRIDES, SASRecConfig
 from methods.registry import register_method
 
 
@@ -39,10 +37,12 @@ class SASRec(Method):
     category = "reference"
 
     Config = SASRecConfig  # the one SASRec config, shared with D³'s assistant (same defaults, same checkpoint)
-    profile_overrides: ClassVar[dict[str, dict]] = PROFILE_OVERRIDES
+    profile_overrides: ClassVar[dict[str, dict]] = SASREC_PROFILE_OVERRIDES
 
     def fit(self, ctx: RunContext) -> dict[str, Any]:
         """Train (or load the cached checkpoint for this config, data and seed)."""
+        from methods.common.sasrec import get_sasrec, sasrec_cache_path
+
         cfg = SASRecConfig(**asdict(self.config))  # a plain SASRecConfig: the cache key of D³'s assistant too
         self.model = get_sasrec(ctx, cfg)
         ctx.stats["sasrec_best_epoch"] = self.model.best_epoch
@@ -51,6 +51,10 @@ class SASRec(Method):
 
     def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
         """Top ``ctx.profile.k`` items by SASRec score, history items excluded."""
+        import torch
+
+        from methods.common.sasrec import sasrec_scores
+
         scores = sasrec_scores(self.model, [w.history for w in windows])
         for b, w in enumerate(windows):
             scores[b, list(w.history)] = -torch.inf

@@ -19,16 +19,15 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from benchmark.data import alignment_pool
 from methods.base import Method, RunContext
-from methods.common.dpo import PROFILE_OVERRIDES, PreferenceConfig, fit_preference, positive_list, user_items
-from methods.common.llm import greedy_lists
-from methods.common.sft import load_sft
+from methods.common.configs import PREFERENCE_PROFILE_OVERRIDES, PreferenceConfig
 from methods.registry import register_method
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 def sdpo_loss(chosen_logratios: torch.Tensor, rejected_logratios: torch.Tensor, beta: float) -> torch.Tensor:
@@ -42,6 +41,9 @@ def sdpo_loss(chosen_logratios: torch.Tensor, rejected_logratios: torch.Tensor, 
     Returns:
         Shape [B]. With n = 1 it equals DPO's -log sigmoid(beta * (h_w - h_l)).
     """
+    import torch
+    import torch.nn.functional as F
+
     if rejected_logratios.dim() != 2 or rejected_logratios.shape[0] != chosen_logratios.shape[0]:
         raise ValueError(f"rejected_logratios must be [B, n] with B = {chosen_logratios.shape[0]}, "
                          f"got {tuple(rejected_logratios.shape)}")
@@ -69,7 +71,7 @@ class SDPO(Method):
     paper = "Chen et al., On Softmax Direct Preference Optimization for Recommendation, NeurIPS 2024"
     category = "llm"
     uses_sft = True
-    profile_overrides = PROFILE_OVERRIDES
+    profile_overrides = PREFERENCE_PROFILE_OVERRIDES
 
     @dataclass
     class Config(PreferenceConfig):
@@ -78,12 +80,17 @@ class SDPO(Method):
         n_neg: int = 3
 
     def fit(self, ctx: RunContext) -> dict:
+        from methods.common.dpo import fit_preference
+        from methods.common.sft import load_sft
+
         final = fit_preference(ctx, self.config, self.build_rows, sdpo_loss)
         self.model, self.tok, _ = load_sft(final)  # loaded here so recommend() latency is decoding only
         return {"model": str(final)}
 
     def build_rows(self, ctx: RunContext, windows: Sequence, policy_path) -> tuple[list[dict], dict]:
         """One row per window with a non-empty positive: chosen = the positive, rejected = n_neg random lists."""
+        from methods.common.dpo import positive_list, user_items
+
         rng = random.Random(ctx.seed)
         seen = user_items(alignment_pool(ctx.data, ctx.profile.align_source))  # the users these prompts come from
         rows = []
@@ -95,4 +102,6 @@ class SDPO(Method):
         return rows, {"prompts": len(windows), "dropped_empty_positive": len(windows) - len(rows)}
 
     def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
+        from methods.common.llm import greedy_lists
+
         return greedy_lists(ctx, self.model, self.tok, windows)

@@ -19,9 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from methods.base import Method, RunContext
-from methods.common.dpo import PROFILE_OVERRIDES, PreferenceConfig, dpo_loss, fit_preference, positive_list
-from methods.common.llm import greedy_lists
-from methods.common.sft import load_sft
+from methods.common.configs import PREFERENCE_PROFILE_OVERRIDES, PreferenceConfig
 from methods.registry import register_method
 
 
@@ -39,8 +37,9 @@ class SPRec(Method):
     uses_sft = True
     # cpu: the DPO step at upstream's lr 2e-5, not the family's 1e-4, which collapsed the policy after the first DPO
     # step on steam validation (alignment-valid NDCG@5 0.127 -> 0.011; docs/benchmarks.md, preference baselines)
-    profile_overrides = {**PROFILE_OVERRIDES, "smoke": {**PROFILE_OVERRIDES["smoke"], "iterations": 2},
-                         "cpu": {**PROFILE_OVERRIDES["cpu"], "lr": 2e-5}}
+    profile_overrides = {**PREFERENCE_PROFILE_OVERRIDES,
+                         "smoke": {**PREFERENCE_PROFILE_OVERRIDES["smoke"], "iterations": 2},
+                         "cpu": {**PREFERENCE_PROFILE_OVERRIDES["cpu"], "lr": 2e-5}}
 
     @dataclass
     class Config(PreferenceConfig):
@@ -55,6 +54,9 @@ class SPRec(Method):
         max_grad_norm: float = 1.0
 
     def fit(self, ctx: RunContext) -> dict:
+        from methods.common.dpo import dpo_loss, fit_preference
+        from methods.common.sft import load_sft
+
         final = fit_preference(ctx, self.config, self.build_rows, dpo_loss, iterations=self.config.iterations,
                                rows_from_start=True)
         self.model, self.tok, _ = load_sft(final)  # loaded here so recommend() latency is decoding only
@@ -62,6 +64,10 @@ class SPRec(Method):
 
     def build_rows(self, ctx: RunContext, windows: Sequence, policy_path) -> tuple[list[dict], dict]:
         """Negatives = the greedy lists of the policy at `policy_path`; identical pairs and empty positives dropped."""
+        from methods.common.dpo import positive_list
+        from methods.common.llm import greedy_lists
+        from methods.common.sft import load_sft
+
         model, tok, _ = load_sft(policy_path)
         rows, same, empty = [], 0, 0
         for j, (w, greedy) in enumerate(zip(windows, greedy_lists(ctx, model, tok, windows))):
@@ -74,4 +80,6 @@ class SPRec(Method):
         return rows, {"prompts": len(windows), "dropped_equal": same, "dropped_empty_positive": empty}
 
     def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
+        from methods.common.llm import greedy_lists
+
         return greedy_lists(ctx, self.model, self.tok, windows)

@@ -44,7 +44,6 @@ def cmd_run(a) -> int:
     from benchmark import faults
     from benchmark.data import load_dataset
     from benchmark.io import check_output_dir
-    from runners.execute import execute
     from runners.plan import parse_methods, plan_sets, resolve_sets, route_sets
 
     # everything the user gave is checked before any work: names, values, output places, then the data
@@ -85,7 +84,7 @@ def cmd_run(a) -> int:
         print(describe(specs, int(os.environ.get("WORLD_SIZE", "1"))))
         return 0
     faults.install()
-    from runners.execute import is_main_process
+    from runners.execute import execute, is_main_process
 
     if is_main_process():
         from benchmark.records import write_plan

@@ -88,7 +88,7 @@ def test_every_reference_resolves():
                            check=True).stdout.split()
     missing = []
     for f in files:
-        if f.startswith("results/"):
+        if f.startswith("results/") or f == "tests/test_layout.py":  # results: data; this file: made-up examples
             continue
         text = (ROOT / f).read_text(encoding="utf-8")
         for n, line in enumerate(text.splitlines(), 1):
@@ -99,4 +99,4 @@ def test_every_reference_resolves():
                     missing.append(f"{f}:{n}: {ref}")
     assert missing == []
     assert not re.search(r"shared/|\.\./seed/", "".join((ROOT / f).read_text(encoding="utf-8") for f in files
-                                                       if not f.startswith("results/")))
+                                                       if not f.startswith("results/") and f != "tests/test_layout.py"))

@@ -1,6 +1,9 @@
 """Preference optimisation on TRL's `DPOTrainer`, shared by S-DPO, List DPO and SPRec (docs/methods.md §1.5, §1.7,
 §1.10, §7; paper §4.1.4).
 
+The family's config (`PreferenceConfig`) and per-profile sizes (`PREFERENCE_PROFILE_OVERRIDES`) live in
+methods/common/configs.py (no torch).
+
 A preference row is (window, chosen list, n rejected lists) of item indices, all of one length. The pieces:
   * builders' helpers: `positive_list` (the window's target as the decoder can produce it), `user_items`;
   * `cached_rows`: a method's rows built once per run and stored atomically under ``ctx.run_dir`` (a resumed run
@@ -35,67 +38,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import SchedulerType
 from accelerate import PartialState
 from trl import DPOConfig, DPOTrainer
 
-from benchmark.config import above, at_least, check_fields, in_range, one_of
 from benchmark.data import Window, alignment_subset
 from benchmark.io import atomic_save_dir, atomic_write_text, complete_checkpoint
 from benchmark.metrics import ndcg_at_k, recall_at_k
+from methods.common.configs import PreferenceConfig
 from methods.common.llm import get_trie, greedy_lists, prompts_for
 from methods.common.logprobs import completion_logits, constrained_token_logps, constraint_masks, disable_dropout
 from methods.common.sft import load_sft, prompt_completion, train_sft
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-
-
-@dataclass
-class PreferenceConfig:
-    """Settings shared by the preference methods. Defaults: the paper (§4.1.4: beta 0.1) and, where it is silent,
-    upstream S-DPO (lr 1e-5, 3 epochs, effective batch 128, cosine, warm-up ratio 0.05, grad-norm clip 0.3).
-
-    > DPO
-    beta: inverse temperature of the implicit reward. lr, epochs, lr_scheduler, warmup_ratio, max_grad_norm: AdamW.
-    batch_size: preference rows per optimiser step (over all processes). max_steps: a cap (-1: epochs decide).
-
-    > SFT on the positives (the paper's warm-up before S-DPO / List DPO; SPRec's SFT step of every iteration)
-    sft_epochs, sft_lr: from the given model, TRL SFTTrainer, completion-only loss (0 epochs: skipped).
-
-    > Data
-    n_align_train / n_align_valid: the seeded alignment subset (paper: 4,096 / 512), the GRPO methods' one.
-    """
-
-    beta: float = 0.1
-    lr: float = 1e-5
-    epochs: float = 3.0
-    batch_size: int = 128
-    lr_scheduler: str = "cosine"
-    warmup_ratio: float = 0.05
-    max_grad_norm: float = 0.3
-    max_steps: int = -1
-    sft_epochs: float = 1.0
-    sft_lr: float = 1e-4
-    n_align_train: int = 4096
-    n_align_valid: int = 512
-
-    def __post_init__(self):
-        check_fields(self, "config", {
-            **{k: above(0.0) for k in ("beta", "lr", "epochs", "sft_lr")}, "sft_epochs": at_least(0.0),
-            **{k: at_least(1) for k in ("batch_size", "n_align_train", "n_align_valid")},
-            "warmup_ratio": in_range(0.0, 1.0, hi_open=True), "max_grad_norm": above(0.0),
-            "lr_scheduler": one_of(*(s.value for s in SchedulerType)),
-            "max_steps": ((lambda v: v == -1 or v >= 1), "-1 (epochs decide) or an integer >= 1")})
-
-
-# Per-profile sizes (the paper's values are the dataclass defaults, used by `paper`); the alignment subset sizes are
-# the BoN family's (methods/common/blade.py), so every alignment method of a profile sees the same prompts.
-PROFILE_OVERRIDES = {
-    "smoke": {"n_align_train": 16, "n_align_valid": 16, "batch_size": 8, "epochs": 1.0, "lr": 1e-3, "sft_lr": 1e-3,
-              "warmup_ratio": 0.0},
-    "cpu": {"n_align_train": 512, "n_align_valid": 256, "batch_size": 32, "lr": 1e-4, "sft_lr": 1e-4},
-    "smollm2": {"n_align_train": 256, "n_align_valid": 128, "batch_size": 16, "epochs": 1.0},
-}
 
 
 # ----------------------------------------------------------------------------------------------- losses
@@ -422,6 +376,6 @@ def fit_preference(ctx, cfg: PreferenceConfig, build_rows: BuildRows, loss_fn: L
     return Path(info["final"])
 
 
-__all__ = ["PreferenceConfig", "PROFILE_OVERRIDES", "dpo_loss", "positive_list", "user_items", "cached_rows",
+__all__ = ["PreferenceConfig", "dpo_loss", "positive_list", "user_items", "cached_rows",
            "tokenize_rows", "PreferenceCollator", "PreferenceTrainer", "sft_on_positives", "run_dpo", "valid_scores",
            "iteration_seed", "fit_preference"]

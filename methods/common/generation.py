@@ -21,15 +21,12 @@ from tqdm.auto import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from benchmark.prompts import encode_prompts
+from methods.common.configs import ROLLOUT_REPETITION_PENALTY, ROLLOUT_TEMPERATURE
 from methods.common.trie import ItemTrie, ListConstraintProcessor
 
 MODES = ("greedy", "sample", "beam")
 GROUNDING_PATHS = ("exact", "fuzzy", "embedding", "invalid")
 
-# design.md §4 / the paper §4.1.4: rollouts, reference sets and inference BoN sample at temperature 0.8 with
-# repetition penalty 1.05. The ONE place these defaults live; configs that expose them take their default from here.
-ROLLOUT_TEMPERATURE = 0.8
-ROLLOUT_REPETITION_PENALTY = 1.05
 
 # An extra logits processor is built per generate() call from what only the batch knows: the batch's prompt indices
 # (into the full prompt list) and the padded prompt width. It runs AFTER the trie constraint, so it sees the masked

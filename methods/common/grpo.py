@@ -19,8 +19,8 @@ The trainer is TRL's `GRPOTrainer` with small overrides (docs/grpo_cost.md, docs
 Everything else (grouping, advantages (Eq. 2), clipped surrogate + k3 KL with loss_type "grpo" (Eq. 3), optimiser,
 checkpoints, multi-process) is TRL's. `train_grpo` runs it on an alignment subset with validation curves (Fig. 4a).
 
-This module imports nothing from a method: a method passes its settings (any object with the `GRPOSettings`
-fields), its list reward and its group reward.
+This module imports nothing from a method: a method passes its settings (its config, a `GRPOSettings` from
+methods/common/configs.py, where the fields and their validation rules live), its list reward and its group reward.
 """
 
 from __future__ import annotations
@@ -30,17 +30,16 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
-from transformers import LogitsProcessorList, SchedulerType, TrainerCallback
+from transformers import LogitsProcessorList, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from benchmark.config import above, at_least, one_of
 from benchmark.data import Window
 from benchmark.io import atomic_save_dir, complete_checkpoint
 from benchmark.metrics import score_lists
+from methods.common.configs import LOGPS, GRPOSettings
 from methods.common.estimator import zero_spread_fraction
 from methods.common.llm import generate_for, prompts_for
 from methods.common.logprobs import completion_logits, constrained_token_logps, constraint_masks, disable_dropout
@@ -49,25 +48,6 @@ from methods.common.trie import ListConstraintProcessor
 # the validation curve's metrics (Fig. 4a: Recall@5; Fig. 7: Recall@5 and MGU); MGU/ILD are None when undefined
 CURVE_METRICS = ("recall@5", "ndcg@5", "ndcg@10", "mgu", "ild")
 INFO_FILE = "grpo_info.json"  # written into the final model folder; its presence means the run is finished
-LOGPS = ("constrained", "raw")
-
-
-class GRPOSettings(Protocol):
-    """The GRPO/rollout fields `train_grpo` reads (a method's config dataclass has them; see BladeConfig)."""
-
-    G: int  # rollouts per prompt (the group)
-    beta: float  # KL coefficient
-    epsilon: float  # PPO clip
-    lr: float
-    epochs: float
-    lr_scheduler: str
-    prompts_per_step: int  # prompts per optimiser step (the batch is prompts_per_step x G completions)
-    temperature: float  # rollout sampling
-    repetition_penalty: float
-    max_steps: int  # -1: epochs decide
-    eval_every: int  # validation every E steps (0: only at the start and the end)
-    num_iterations: int  # optimiser steps per generation batch (GRPO's mu; > 1 computes the old policy's log-probs)
-    logps: str  # "constrained" (the sampled policy, issue 9) or "raw" (full-vocabulary softmax: the old trainer)
 
 
 # (raw rewards [n_groups, G] gathered over processes, each group's training row [n_groups]) ->
@@ -84,16 +64,6 @@ def sample_rollouts(model, logits_processor: LogitsProcessorList, **generate_kwa
     row (the G rows of a group are consecutive copies of one prompt when the group is whole on this process).
     """
     return type(model).generate(model, logits_processor=logits_processor, **generate_kwargs)
-
-
-# Validation rules of the `GRPOSettings` fields, shared by every GRPO method's config (`check_fields`).
-GRPO_RULES = {
-    **{k: at_least(1) for k in ("prompts_per_step", "n_align_train", "n_align_valid", "num_iterations")},
-    "G": at_least(2), "eval_every": at_least(0), "beta": at_least(0.0),
-    **{k: above(0.0) for k in ("epsilon", "lr", "epochs", "temperature", "repetition_penalty")},
-    "lr_scheduler": one_of(*(s.value for s in SchedulerType)), "logps": one_of("constrained", "raw"),
-    "max_steps": ((lambda v: v == -1 or v >= 1), "-1 (epochs decide) or an integer >= 1"),
-}
 
 
 def check_settings(cfg: GRPOSettings) -> None:

@@ -19,6 +19,9 @@ so short histories like the benchmark's 10-item windows are trained on directly.
 Item ``i`` of the dataset is token ``i + 1``; token 0 is left padding. Positions are counted from the
 right (the newest item always sits at position ``maxlen - 1``), as in upstream's left-padded inputs,
 so a 10-item window and a 20-item training prefix put their latest items at the same positions.
+
+The config (`SASRecConfig`), its per-profile values and `sasrec_profile_config` live in methods/common/configs.py
+(no torch).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,8 +41,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from benchmark.config import above, at_least, check_fields, in_range
 from benchmark.io import atomic_write
+from methods.common.configs import SASRecConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchmark.data import Window
@@ -47,44 +50,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # Bump when the model or training changes in a way that invalidates cached checkpoints.
 _CACHE_VERSION = 1
-
-
-@dataclass
-class SASRecConfig:
-    """The ONE SASRec config: the `sasrec` row's `Config` and D³'s assistant (the same checkpoint).
-
-    Defaults are the paper's (sparse datasets) with the deviations listed in `methods/sasrec.py`; per-profile
-    values are `PROFILE_OVERRIDES`. The seed is the caller's (see `get_sasrec`).
-    """
-
-    hidden: int = 64  # paper: d = 50
-    layers: int = 2  # paper: b = 2 blocks
-    heads: int = 1  # paper: single head (multiple heads did not help it)
-    dropout: float = 0.5  # paper: 0.5 on its sparse datasets (0.2 on MovieLens-1M)
-    maxlen: int = 20  # paper: n = 50; longest input sequence, older items are truncated
-    lr: float = 1e-3  # paper: 0.001, Adam
-    weight_decay: float = 0.0  # coupled L2 (Adam), as upstream's l2_emb = 0.0
-    batch_size: int = 256  # paper: 128
-    max_epochs: int = 200  # paper: 200 epochs; here a cap for early stopping
-    patience: int = 5  # epochs without a better validation NDCG@10 before stopping
-    eval_every: int = 1  # epochs between validation evaluations
-
-    def __post_init__(self):
-        check_fields(self, "config", {
-            **{k: at_least(1) for k in ("hidden", "layers", "heads", "maxlen", "batch_size", "max_epochs",
-                                        "patience", "eval_every")},
-            "dropout": in_range(0.0, 1.0, hi_open=True), "lr": above(0.0), "weight_decay": at_least(0.0)})
-
-
-# Per-profile values (the `sasrec` row's `profile_overrides`; D³ resolves its assistant with the same dict).
-PROFILE_OVERRIDES: dict[str, dict] = {
-    "smoke": {"hidden": 16, "layers": 1, "heads": 1, "maxlen": 10, "batch_size": 64, "max_epochs": 2},
-}
-
-
-def profile_config(profile_name: str) -> SASRecConfig:
-    """The `sasrec` row's default config under `profile_name` (what D³ uses, so both share one checkpoint)."""
-    return replace(SASRecConfig(), **PROFILE_OVERRIDES.get(profile_name, {}))
 
 
 class SASRecModel(nn.Module):
