@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import gzip
 import hashlib
 import json
@@ -86,9 +87,10 @@ class Dataset:
     def n_items(self) -> int:
         return len(self.items)
 
-    @property
-    def item_genres(self) -> list[frozenset[str]]:
-        return [frozenset(it.genres) for it in self.items]
+    @functools.cached_property
+    def item_genres(self) -> tuple[frozenset[str], ...]:
+        """Each item's genre set, built once: every reward call reads it (about 41 k per `cpu` BLADE run)."""
+        return tuple(frozenset(it.genres) for it in self.items)
 
 
 def available_datasets(data_dir: Path) -> list[str]:

@@ -8,7 +8,7 @@ share (Fig. 5's G = 16 is Fig. 4b's τ = 0.3) is trained once. The expansion als
 ``report`` draws a figure only when every run of its plan has a record, and otherwise names the missing runs and the
 command that makes them.
 
-The figure experiments fix τ = 0.3 without a τ search (``tau_grid=``, the paper profile's search off), so that each
+The figure experiments fix τ = 0.3 without a τ search (``tau_grid=``: BLADE-N has none; it is blade_n_tau's), so that each
 point is one policy; Fig. 4b varies τ itself. Pure data: importable by reports (no torch).
 """
 
@@ -85,8 +85,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                points=(*(Point("bigrec", (), p, "SFT") for p in ("a", "b")),
                        *(Point("blade_n", _blade() if lam == 0 else _blade(reward=r, lam=lam), p, "BLADE-N", lam)
                          for p, r in (("a", "fair"), ("b", "div")) for lam in LAMBDAS))),
-    Experiment("table1", "Table 1: NDCG@5 and inference cost of SFT, inference-time BoN, BoN alignment and BLADE",
-               points=tuple(Point(m) for m in ("bigrec", "bon_inference", "bon_static", "blade_n", "blade_r")),
+    # sft_align: the control row (SFT continued on static BoN's alignment windows, same steps and sequences)
+    Experiment("table1", "Table 1: NDCG@5 and inference cost of SFT, inference-time BoN, BoN alignment and BLADE, "
+               "with the SFT + alignment-data control",
+               points=tuple(Point(m) for m in ("bigrec", "bon_inference", "bon_static", "blade_n", "blade_r",
+                                               "sft_align")),
                datasets=ALL_DATASETS, table=True),
     Experiment("table3", "Table 3: every method on every dataset", points=(Point("all"),), datasets=ALL_DATASETS,
                table=True),

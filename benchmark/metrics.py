@@ -97,48 +97,75 @@ def ndcg_at_k(ranked: Sequence[int], target: Collection[int], k: int) -> float:
     return dcg / idcg
 
 
-def _genre_distribution(items: Sequence[int], item_genres: Sequence[Any], genre_set: frozenset) -> dict | None:
-    """P(c|items): each genre-bearing item spreads mass 1 equally over its genres; None if no such item."""
+MULTI_GENRE = ("split", "count")  # the two readings of "normalised frequency" (see `mgu`)
+
+
+def _genre_distribution(items: Sequence[int], item_genres: Sequence[Any], genre_set: frozenset,
+                        multi_genre: str = "split") -> dict | None:
+    """P(c|items) over the genre-bearing items (genres outside `genre_set` dropped); None if there is no such item.
+
+    ``"split"``: each item spreads mass 1 equally over its genres, divided by the number of items.
+    ``"count"``: every (item, genre) pair counts 1, divided by the number of pairs."""
+    if multi_genre not in MULTI_GENRE:
+        raise ValueError(f"multi_genre must be one of {MULTI_GENRE}, got {multi_genre!r}")
     mass: dict[str, float] = {}
-    n = 0
+    total = 0.0
     for item in items:
         if item < 0:
             continue
         g = frozenset(item_genres[item]) & genre_set
         if not g:
             continue
-        n += 1
+        total += 1.0 if multi_genre == "split" else len(g)
         for c in sorted(g):  # sorted: float sums must not depend on the string hash seed (PYTHONHASHSEED)
-            mass[c] = mass.get(c, 0.0) + 1.0 / len(g)
-    if n == 0:
+            mass[c] = mass.get(c, 0.0) + (1.0 / len(g) if multi_genre == "split" else 1.0)
+    if total == 0:
         return None
-    return {c: m / n for c, m in mass.items()}
+    return {c: m / total for c, m in mass.items()}
 
 
 def mgu(
-    ranked: Sequence[int], history: Sequence[int], item_genres: Sequence[Any], genre_set: Collection[str]
+    ranked: Sequence[int], history: Sequence[int], item_genres: Sequence[Any], genre_set: Collection[str],
+    multi_genre: str = "split",
 ) -> float | None:
-    """Mean Group Unfairness (BLADE Eq. 16): (1/|C|) Σ_{c∈C} |P(c|L) − P(c|H)|.
+    """Mean Group Unfairness (BLADE Eq. 16): (1/|C|) Σ_{c∈C} |P(c|L) − P(c|H)|, of ONE list against its history.
 
-    P(c|·) is the normalised genre frequency: each item whose genres intersect C contributes 1/|g∩C| to each
-    of its genres, and the sum is divided by the number of such items, so P sums to 1 over C.
+    Conventions (tests/test_metrics.py computes each by hand):
+
+    * P(c|·), "the normalised frequency of genre c", for items with several genres: ``multi_genre="split"`` (the
+      default) spreads each genre-bearing item's mass 1 equally over its genres, so P sums to 1 over the ITEMS
+      (L = [{A, B}, {A}]: P(A) = 0.75). ``"count"`` counts every (item, genre) pair and divides by all pairs
+      (P(A) = 2/3). The source of MGU (Jiang et al., WWW 2024, ref. [19]) does not settle it: its released code
+      (JiangM-C/IFairLRS, code/evaluate_all.py) stops at raw per-(item, genre) counts and the only normalisation in
+      that repository (a training weight) divides by all pairs, i.e. "count"; SPRec's evaluate.py (RegionCh/SPRec,
+      the BLADE authors' group, citing [19] for MGU) spreads 1/|g|, i.e. "split". Since it cannot be determined, the
+      reading used before this was checked ("split", the BLADE group's code) is kept.
+    * Per list: BLADE's Eq. 18 needs MGU(y) of one list as a reward, so MGU is computed per (list, history) and the
+      metric is its mean over windows. (Both source repositories pool all lists and all histories into one pair of
+      distributions instead.)
+    * A list without any genre-bearing item (it left the genre space) against a history with some gets 2/|C|, the
+      largest value MGU takes, in the metric and in the reward alike, so no list gains reward or looks fairer by
+      leaving the genre space. A history without genre-bearing items leaves MGU undefined (None) for every list.
 
     Args:
         ranked: the generated list L (already cut to the list length); ``-1`` entries are skipped.
         history: the window's history H.
         item_genres: genre set per item index.
         genre_set: the dataset's genre set C.
+        multi_genre: ``"split"`` or ``"count"`` (see above).
 
     Returns:
-        MGU in [0, 2/|C|], or None when L or H has no genre-bearing item.
+        MGU in [0, 2/|C|], or None when H has no genre-bearing item.
     """
     cs = frozenset(genre_set)
     if not cs:
         raise ValueError("empty genre set: MGU is undefined")
-    p_l = _genre_distribution(ranked, item_genres, cs)
-    p_h = _genre_distribution(history, item_genres, cs)
-    if p_l is None or p_h is None:
+    p_h = _genre_distribution(history, item_genres, cs, multi_genre)
+    if p_h is None:
         return None
+    p_l = _genre_distribution(ranked, item_genres, cs, multi_genre)
+    if p_l is None:
+        return 2.0 / len(cs)
     return sum(abs(p_l.get(c, 0.0) - p_h.get(c, 0.0)) for c in sorted(cs)) / len(cs)  # sorted: see above
 
 

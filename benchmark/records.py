@@ -13,7 +13,8 @@ Record fields:
     method, display_name, category, dataset, profile, seed: what ran.
     variant: the table row: the method, or method + its swept fields (``bon_inference_n2``).
     oracle, role: the method's class flags (methods/base.py) that reports need: an oracle row is never ranked;
-        role ``"sft"`` is the shared SFT model (Table 1's cost unit), ``"popularity"`` the sanity bar's floor.
+        role ``"sft"`` is the shared SFT model (Table 1's cost unit), ``"popularity"`` the sanity bar's floor,
+        ``"control"`` the SFT + alignment-data row every aligned method is also tested against.
         Records written before these existed get them from `LEGACY_FLAGS` when read.
     curve: the validation curve of a method that logs one during training (GRPO: ``[{"step", "recall@5",
         "ndcg@5", "ndcg@10", "mgu", "ild"}, ...]``, Fig. 4a and 7), else None. (Older records: ``stats.valid_curve``.)

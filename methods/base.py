@@ -82,7 +82,8 @@ class Method(abc.ABC):
             it and never test against it. Copied into every record as ``oracle``.
         role: what reports compare against, copied into every record as ``role``: ``"sft"`` (the shared SFT
             model itself: Table 1's base and cost unit, the start of every alignment comparison), ``"popularity"``
-            (the sanity bar's floor: the SFT model should beat it on validation), or ``""``.
+            (the sanity bar's floor: the SFT model should beat it on validation), ``"control"`` (SFT continued on the
+            alignment data: every aligned method is also tested against it), or ``""``.
         Config: a dataclass of the method's hyper-parameters with the paper's defaults. The runner resolves it
             (defaults, then ``--set key=value`` overrides, type-checked) and stores it in every record.
     """

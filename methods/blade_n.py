@@ -21,7 +21,7 @@ class BladeN(Method):
     paper = "Beyond Static Best-of-N: Bayesian List-wise Alignment for LLM-based Recommendation, SIGIR 2026"
     category = "ours"
     uses_sft = True
-    profile_overrides = BLADE_PROFILE_OVERRIDES  # + the paper's tau search
+    profile_overrides = BLADE_PROFILE_OVERRIDES  # static BoN's: one run at a fixed tau (the search: blade_n_tau)
 
     @dataclass
     class Config(BladeConfig):

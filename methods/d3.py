@@ -15,8 +15,15 @@ What upstream does, and what is kept:
     (``guidance_scale * (scores - cf_score) + cf_score``), where log p_LLM is the log-softmax over the FULL
     vocabulary (beam search's scores; the trie only masks) and the assistant's item probabilities are a softmax of
     a SASRec's logits for the user (evaluate.py: ``torch.tensor(logits).softmax(dim=-1)``);
-  * the assistant is the SAME SASRec checkpoint as the `sasrec` row (methods/common/sasrec.py: one config, one
-    cache key), trained on the sft users' sequences.
+  * the assistant is a SASRec trained on the LLM's own training data, as upstream's (the paper's SASRec shares the
+    LLM's training rows: <= 10-item history -> next item): exactly the windows the shared SFT trains on
+    (`sft_training_windows`: `benchmark.data.sft_windows` with the profile's ``align_source`` and ``sft_min_target``,
+    capped by ``max_sft_windows``; steam cpu: 12,441 windows of 920 sft users), one example per target item, its
+    input the history plus the earlier target items (`methods.common.sasrec.window_examples`; with upstream's
+    one-item targets, exactly its rows). Its config is the `sasrec` row's for the profile (`sasrec_profile_config`),
+    its checkpoint is its own (cache key includes the windows). The `sasrec` ROW is the classical reference trained
+    on every sft user's full sequence (steam: 1,107 users, with the ones too short for a window); the assistant used
+    that checkpoint until `Config.assistant_data` was added (``"sft_sequences"`` reproduces it).
 
 Deviations, each small: the masses are summed in float64 without the 1e-20 floor (identical unless a probability
 underflows); the window's history items get zero assistant mass, as the trie masks them for every method (upstream
@@ -50,6 +57,19 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+ASSISTANT_DATA = ("sft_windows", "sft_sequences")
+
+
+def sft_training_windows(ctx: RunContext) -> list:
+    """The windows the shared SFT checkpoint trains on (methods/common/sft.py `_train_sft`): the profile's
+    `sft_windows` capped to ``max_sft_windows`` with the SFT's seed."""
+    from benchmark.data import cap_windows, sft_windows
+    from methods.common.sft import SFT_SEED
+
+    p = ctx.profile
+    return cap_windows(sft_windows(ctx.data, p.align_source, p.sft_min_target), p.max_sft_windows, SFT_SEED)
+
+
 @register_method("d3")
 class D3(Method):
     display_name = "D³"
@@ -62,11 +82,16 @@ class D3(Method):
         """gamma: LLM weight of the step score (1 - gamma on the assistant; 1.0 = assistant off, upstream's default).
         Upstream's scripts never set it (see the module docstring), so it was chosen on validation: steam, cpu
         profile, seed 0, gamma in {1, .9, .7, .5, .3, .1, 0} -> NDCG@5 .0930 .0960 .1009 .1047 .1031 .1015 .0981
-        (gamma = 0 is SASRec's own ranking; docs/benchmarks.md, decoding family).
-        length_penalty: 0.0, D³'s removal of length normalisation (upstream evaluate2.sh)."""
+        (gamma = 0 is the assistant's own ranking; docs/benchmarks.md, decoding family), with the assistant then
+        trained on every sft user's sequence (``assistant_data = "sft_sequences"``); not re-chosen since.
+        length_penalty: 0.0, D³'s removal of length normalisation (upstream evaluate2.sh).
+        assistant_data: what the assistant SASRec trains on. "sft_windows" (upstream): exactly the LLM's SFT training
+        windows (module docstring); "sft_sequences": every sft user's full sequence, i.e. the `sasrec` row's
+        checkpoint (records before this field existed; gamma above was chosen with it)."""
 
         gamma: float = 0.5
         length_penalty: float = 0.0
+        assistant_data: str = "sft_windows"
 
     def fit(self, ctx: RunContext) -> dict:
         from methods.common.sasrec import get_sasrec, sasrec_cache_path
@@ -74,12 +99,20 @@ class D3(Method):
 
         if not 0.0 <= self.config.gamma <= 1.0:
             raise ValueError(f"d3 gamma must be in [0, 1], got {self.config.gamma} (1.0 turns the assistant off)")
+        if self.config.assistant_data not in ASSISTANT_DATA:
+            raise ValueError(f"d3 assistant_data must be one of {', '.join(ASSISTANT_DATA)}, "
+                             f"got {self.config.assistant_data!r}")
         path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
         self.model, self.tok, _ = load_sft(path)
-        cfg = sasrec_profile_config(ctx.profile.name)  # the sasrec row's config: the same cached checkpoint
-        self.assistant = get_sasrec(ctx, cfg)
+        cfg = sasrec_profile_config(ctx.profile.name)  # the sasrec row's hyper-parameters
+        windows = sft_training_windows(ctx) if self.config.assistant_data == "sft_windows" else None
+        self.assistant = get_sasrec(ctx, cfg, windows)  # its own checkpoint unless "sft_sequences"
         ctx.stats["assistant_best_epoch"] = self.assistant.best_epoch
-        return {"sft_checkpoint": str(path), "assistant_checkpoint": str(sasrec_cache_path(ctx, cfg))}
+        if windows is not None:
+            ctx.stats["assistant_train_windows"] = len(windows)
+            ctx.stats["assistant_train_users"] = len({w.user for w in windows})
+            ctx.stats["assistant_train_examples"] = sum(len(w.target) for w in windows)
+        return {"sft_checkpoint": str(path), "assistant_checkpoint": str(sasrec_cache_path(ctx, cfg, windows))}
 
     def recommend(self, ctx: RunContext, windows) -> list[list[int]]:
         from methods.common.assistant import TextFreeAssistant, TrieBins

@@ -2,11 +2,13 @@
 
 Wang-Cheng Kang and Julian McAuley. Self-Attentive Sequential Recommendation. IEEE ICDM 2018.
 Upstream code: https://github.com/kang205/SASRec. The model and its training live in
-`methods/common/sasrec.py` (shared with D³, whose text-free assistant is this same checkpoint).
+`methods/common/sasrec.py`.
 
-It trains on the ``sft`` users' complete sequences (the users the SFT model learns from), selects the
-epoch by validation NDCG@10, and ranks the full catalogue with the window's history items masked, like
-every method of the benchmark. The list is the top K items by score.
+This row is the classical reference trained on its own data: every prefix of every ``sft`` user's complete
+sequence (steam: 1,107 users, including those too short for an SFT window), not the LLM's SFT windows. It selects
+the epoch by validation NDCG@10 and ranks the full catalogue with the window's history items masked, like every
+method of the benchmark. The list is the top K items by score. D³'s text-free assistant uses the same
+hyper-parameters but is a separate checkpoint trained on exactly the LLM's SFT windows (methods/d3.py).
 
 Config defaults follow the paper's setting for its sparse datasets (Steam, Amazon Beauty/Games) where it
 fits our protocol. Deviations:
@@ -36,14 +38,14 @@ class SASRec(Method):
     paper = "Kang & McAuley, Self-Attentive Sequential Recommendation, ICDM 2018"
     category = "reference"
 
-    Config = SASRecConfig  # the one SASRec config, shared with D³'s assistant (same defaults, same checkpoint)
+    Config = SASRecConfig  # the one SASRec config; D³'s assistant has the same values (its own checkpoint)
     profile_overrides: ClassVar[dict[str, dict]] = SASREC_PROFILE_OVERRIDES
 
     def fit(self, ctx: RunContext) -> dict[str, Any]:
         """Train (or load the cached checkpoint for this config, data and seed)."""
         from methods.common.sasrec import get_sasrec, sasrec_cache_path
 
-        cfg = SASRecConfig(**asdict(self.config))  # a plain SASRecConfig: the cache key of D³'s assistant too
+        cfg = SASRecConfig(**asdict(self.config))  # a plain SASRecConfig (the cache key hashes its fields)
         self.model = get_sasrec(ctx, cfg)
         ctx.stats["sasrec_best_epoch"] = self.model.best_epoch
         ctx.stats["sasrec_train_log"] = self.model.train_log

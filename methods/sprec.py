@@ -4,13 +4,16 @@ Reference: Gao et al., "SPRec: Self-Play to Debias LLM-based Recommendation", WW
 https://github.com/RegionCh/SPRec (shell/SPRec.sh, train/data_generate.py, train/sft.py, train/dpo.py).
 
 Each of T iterations (docs/methods.md §1.7, §7): draw a fresh seeded alignment subset (iteration 0 is the subset the
-GRPO methods use); decode the current model greedily on it, its list is the negative; one epoch of SFT on the
-positives (from the current model); one epoch of DPO (beta = 0.1) from the post-SFT model with the post-SFT model as
-pi_ref. Validation NDCG@5 after each SFT and DPO step goes into the record.
+GRPO methods use; later ones are drawn without the validation windows' users, `methods.common.dpo.iteration_subsets`,
+so no iteration trains on alignment-validation data); decode the current model greedily on it, its list is the
+negative; one epoch of SFT on the positives (from the current model); one epoch of DPO (beta = 0.1) from the post-SFT
+model with the post-SFT model as pi_ref. Validation NDCG@5 after each SFT and DPO step goes into the record.
 Deviations: the list setting. The positive is the window's target list (de-duplicated, history items the decoder
 masks removed); the negative is the greedy list cut to the positive's length (with one-item targets, as on Goodreads,
 this is upstream's "first title of the greedy output"); pairs whose negative equals the positive carry no gradient
-and are dropped (upstream keeps them). Upstream draws 2,048 + 256 prompts per iteration, lr 2e-5 for both steps.
+and are dropped (upstream keeps them). Upstream draws 2,048 + 256 prompts per iteration and trains both steps at
+lr 2e-5 (shell/SPRec.sh): so do the paper, smollm2 and cpu profiles (cpu overrides the family's 1e-4 for both
+steps, see `profile_overrides`); smoke keeps its fast 1e-3.
 """
 
 from __future__ import annotations
@@ -35,11 +38,13 @@ class SPRec(Method):
     paper = "Gao et al., SPRec: Self-Play to Debias LLM-based Recommendation, WWW 2025"
     category = "llm"
     uses_sft = True
-    # cpu: the DPO step at upstream's lr 2e-5, not the family's 1e-4, which collapsed the policy after the first DPO
-    # step on steam validation (alignment-valid NDCG@5 0.127 -> 0.011; docs/benchmarks.md, preference baselines)
+    # cpu: both steps at upstream's lr 2e-5 (shell/SPRec.sh; docs/methods.md §1.7), not the family's 1e-4. The DPO
+    # step at 1e-4 collapsed the policy after the first DPO step on steam validation (alignment-valid NDCG@5
+    # 0.127 -> 0.011; docs/benchmarks.md, preference baselines); the per-iteration SFT step at 1e-4 was 5x upstream's.
+    # smollm2 and paper keep the Config defaults (2e-5 for both); smoke keeps its fast 1e-3.
     profile_overrides = {**PREFERENCE_PROFILE_OVERRIDES,
                          "smoke": {**PREFERENCE_PROFILE_OVERRIDES["smoke"], "iterations": 2},
-                         "cpu": {**PREFERENCE_PROFILE_OVERRIDES["cpu"], "lr": 2e-5}}
+                         "cpu": {**PREFERENCE_PROFILE_OVERRIDES["cpu"], "lr": 2e-5, "sft_lr": 2e-5}}
 
     @dataclass
     class Config(PreferenceConfig):

@@ -66,15 +66,26 @@ class Sets:
 def route_sets(overrides: dict[str, str], profile: Profile, methods: list[str]) -> Sets:
     """Route every parsed ``--set`` item to its owner, once.
 
-    * ``method.key=value`` sets that selected method's config field;
-    * a bare profile field sets the profile (``--set sft_lr=...``: the SFT every LLM method shares);
-    * any other bare key sets the config field of the ONE selected method that has it. Several selected methods
-      sharing it (``lr``: SASRec's and BLADE's) is an error listing them: name one, ``--set blade_n.lr=...``.
+    * ``method.key=value`` sets that selected method's config field; ``profile.key=value`` the profile's;
+    * a bare key sets the profile field or the config field of the ONE selected method that has it. A bare key that
+      several owners share is an error naming them all, never a silent choice: two selected methods (``lr``: SASRec's
+      and BLADE's), or the profile and a method (``sft_lr``: the shared SFT's and S-DPO's own warm-up SFT; ``hidden``:
+      the LLM's and SASRec's). Name one: ``--set blade_n.lr=...``, ``--set profile.sft_lr=...``.
     """
     pfields = {f.name for f in dataclasses.fields(profile)}
     fields_of = {m: {f.name for f in dataclasses.fields(get_method(m).Config)} for m in methods}
     profile_sets, per_method = {}, {m: {} for m in methods}
     for key, value in overrides.items():
+        if key.startswith("profile."):
+            field = key.split(".", 1)[1]
+            if field not in pfields:
+                raise UserError(f"--set {key}: not a profile field. Profile fields: {', '.join(sorted(pfields))}")
+            profile_sets[field] = value
+            continue
+        shared = [m for m in methods if key in fields_of[m]] if key in pfields else []
+        if shared:
+            raise UserError(f"--set {key}: a profile field and a config field of {', '.join(shared)}. Name one: "
+                            f"--set profile.{key}={value}" + "".join(f", --set {m}.{key}={value}" for m in shared))
         if "." in key:
             m, field = key.split(".", 1)
             if m not in fields_of:
@@ -117,10 +128,17 @@ def resolve(methods: list[str], profile: Profile, seeds: list[int], overrides: d
     return resolve_sets(methods, profile, seeds, route_sets(overrides, profile, methods))
 
 
+# Enters every run id (from version 2 on): a change of the protocol that no config field records makes earlier
+# records not count as finished runs of today's code. 2 (issue 22): MGU of a list that leaves the genre space, "No
+# Prior" (M = 0) as Eq. 14, preference prompts tokenised as evaluation's, SPRec never trains on validation windows,
+# D³'s assistant trained on the LLM's SFT windows.
+PROTOCOL = 2
+
+
 def make_run_id(method: str, ds: Dataset, profile: Profile, seed: int, config,
                 splits: tuple[str, ...] = ("valid", "test")) -> str:
     key = {"method": method, "dataset": ds.name, "data_hash": ds.data_hash, "profile": dataclasses.asdict(profile),
-           "seed": seed, "config": dataclasses.asdict(config)}
+           "seed": seed, "config": dataclasses.asdict(config), "protocol": PROTOCOL}
     if tuple(splits) != ("valid", "test"):  # only non-default splits enter the hash: existing ids stay valid
         key["splits"] = list(splits)
     if hasattr(config, "n_align_train"):  # methods with an alignment subset: how it is split (benchmark.data)
@@ -194,7 +212,9 @@ def stages(spec: RunSpec, n_processes: int = 1) -> list[str]:
         if hasattr(c, "prompts_per_step"):
             steps = c.max_steps if getattr(c, "max_steps", -1) > 0 else math.ceil(
                 math.ceil(c.n_align_train / c.prompts_per_step) * c.epochs)
-            group = f" x G = {c.G} rollouts" if hasattr(c, "G") else ""
+            control = getattr(cls, "role", "") == "control"  # SFT on target lists, at static BoN's budget
+            group = (f" x {c.G} target lists (static BoN's rollouts)" if control else f" x G = {c.G} rollouts"
+                     ) if hasattr(c, "G") else ""
             grid = getattr(c, "tau_grid", ())
             runs = (f", once per tau in {', '.join(f'{t:g}' for t in grid)} (kept: the best align-valid NDCG@5)"
                     if grid else "")

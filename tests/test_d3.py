@@ -5,6 +5,7 @@ and item tokens), the step-score mixing of the LogitsProcessor, and a D³ beam s
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -153,6 +154,103 @@ def test_d3_beams_by_hand_item_tokens():
 def test_d3_gamma_outside_unit_interval_is_rejected():
     with pytest.raises(ValueError, match=r"gamma must be in \[0, 1\]"):
         D3(D3.Config(gamma=1.5)).fit(None)
+
+
+class _Stop(Exception):
+    """Raised by the stubs below once they have recorded what they were given."""
+
+
+def _sft_training_windows(ds, profile, cache_dir, monkeypatch):
+    """The windows the shared SFT hands its trainer: the first `prompt_completion` call of `train_sft` (its train
+    set), recorded before any tokenizer or model is built."""
+    from methods.common import sft
+
+    seen = []
+
+    def record(ds, windows, profile, tok):
+        seen.extend(windows)
+        raise _Stop
+
+    with monkeypatch.context() as m:
+        m.setattr(sft, "get_tokenizer", lambda *a, **k: None)
+        m.setattr(sft, "prompt_completion", record)
+        with pytest.raises(_Stop):
+            sft.train_sft(ds, profile, cache_dir)
+    return seen
+
+
+def _assistant_data(ds, profile, tmp_path, monkeypatch, **config):
+    """(windows given to get_sasrec, examples given to train_sasrec, checkpoint path) of D3.fit (SFT stubbed)."""
+    import logging
+
+    from methods.base import RunContext
+    from methods.common import sasrec as sasrec_lib
+    from methods.common import sft
+
+    seen = {}
+    get_sasrec = sasrec_lib.get_sasrec
+
+    def spy(ctx, cfg, windows=None):
+        seen["windows"], seen["path"] = windows, sasrec_lib.sasrec_cache_path(ctx, cfg, windows)
+        return get_sasrec(ctx, cfg, windows)
+
+    def record(sequences, n_items, cfg, valid_windows, log=None, examples=None):
+        seen["examples"], seen["cfg"] = examples, cfg
+        raise _Stop
+
+    monkeypatch.setattr(sft, "train_sft", lambda *a, **k: tmp_path / "sft")
+    monkeypatch.setattr(sft, "load_sft", lambda path: (None, None, {}))
+    monkeypatch.setattr(sasrec_lib, "get_sasrec", spy)
+    monkeypatch.setattr(sasrec_lib, "train_sasrec", record)
+    ctx = RunContext(data=ds, profile=profile, seed=0, run_dir=tmp_path / "run", cache_dir=tmp_path / "cache",
+                     log=logging.getLogger("test"))
+    with pytest.raises(_Stop):
+        D3(D3.Config(**config)).fit(ctx)
+    return seen
+
+
+# steam: (SFT training windows, their users); the sasrec row trains on all 1,107 sft users' sequences.
+SFT_DATA = {"smoke": (400, 136), "cpu": (12441, 920), "paper": (9163, 410)}
+
+
+@pytest.mark.parametrize("profile_name", sorted(SFT_DATA))
+def test_assistant_trains_on_exactly_the_sft_windows(profile_name, steam, tmp_path, monkeypatch):
+    """D³'s SASRec learns from the LLM's SFT windows (smoke: the 400-window cap; cpu: the shorter-target windows;
+    paper: sft + align users), one example per target item, in a checkpoint apart from the sasrec row's."""
+    from benchmark.config import get_profile, profile_for
+    from methods.common import sasrec as sasrec_lib
+
+    profile = profile_for(get_profile(profile_name), steam.name)
+    sft_w = _sft_training_windows(steam, profile, tmp_path / "sft_cache", monkeypatch)
+    got = _assistant_data(steam, profile, tmp_path, monkeypatch)
+    assert got["windows"] is not None, "the assistant trains on the sasrec row's data (every sft user's sequence)"
+    assert got["windows"] == sft_w
+    assert (len(sft_w), len({w.user for w in sft_w})) == SFT_DATA[profile_name]
+    assert {w.user for w in got["windows"]} == {w.user for w in sft_w}
+    inputs, targets = got["examples"]
+    assert len(targets) == sum(len(w.target) for w in sft_w) == len(inputs)
+    want = sasrec_lib.window_examples(sft_w, got["cfg"].maxlen)
+    assert torch.equal(inputs, want[0]) and torch.equal(targets, want[1])
+    row = sasrec_lib.sasrec_cache_path(SimpleNamespace(data=steam, seed=0, cache_dir=tmp_path / "cache"), got["cfg"])
+    assert got["path"] != row and got["path"].parent == row.parent
+
+
+def test_assistant_sft_sequences_is_the_sasrec_row_checkpoint(steam, tmp_path, monkeypatch):
+    from benchmark.config import get_profile
+
+    got = _assistant_data(steam, get_profile("smoke"), tmp_path, monkeypatch, assistant_data="sft_sequences")
+    assert got["windows"] is None and got["examples"] is None
+    with pytest.raises(ValueError, match="assistant_data must be one of"):
+        D3(D3.Config(assistant_data="everything")).fit(None)
+
+
+def test_window_examples_by_hand():
+    """History + the earlier target items -> each target item, left-padded to maxlen, oldest context dropped."""
+    from benchmark.data import Window
+    from methods.common.sasrec import window_examples
+
+    inputs, targets = window_examples([Window("u", (4, 5, 6), (7, 8)), Window("v", (1,), (2,))], maxlen=3)
+    assert inputs.tolist() == [[5, 6, 7], [6, 7, 8], [0, 0, 2]] and targets.tolist() == [7, 8, 2]
 
 
 def test_bigram_model_is_what_the_tests_assume():

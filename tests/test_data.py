@@ -206,3 +206,10 @@ def test_malformed_files_name_file_line_and_field(tmp_path):
 def test_unknown_dataset_lists_valid_names(tmp_path):
     with pytest.raises(UserError, match="Valid datasets: cds, goodreads, steam"):
         load_dataset("stema", tmp_path)
+
+
+def test_item_genres_are_built_once(steam):
+    ds = steam
+    first = ds.item_genres
+    assert ds.item_genres is first  # rebuilt on every reward call before (about 3,600 sets each time)
+    assert len(first) == ds.n_items and first[0] == frozenset(ds.items[0].genres)

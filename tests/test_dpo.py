@@ -109,6 +109,54 @@ def test_iteration_seed_starts_at_the_run_seed():
     assert len({iteration_seed(s, t) for s in range(3) for t in range(3)}) == 9
 
 
+@pytest.mark.parametrize("n_train,n_valid", [(16, 16), (256, 128), (512, 256)])  # smoke, smollm2, cpu sizes
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_iteration_trains_on_validation_windows_or_users(steam, tmp_path, monkeypatch, n_train, n_valid, seed):
+    """fit_preference over 3 iterations (SPRec's): the windows every SFT / row-building / DPO step trains on are never
+    an alignment-validation window nor another window of a validation user; iteration 0 is `alignment_subset`'s own
+    training subset (S-DPO's and List DPO's, unchanged), the validation windows are its validation windows."""
+    import logging
+    from types import SimpleNamespace
+
+    import methods.common.dpo as dpo
+    from benchmark.data import alignment_subset
+
+    trained, scored = [], []
+    monkeypatch.setattr(dpo, "train_sft", lambda *a: tmp_path / "sft")
+    monkeypatch.setattr(dpo, "valid_scores", lambda ctx, path, ws: scored.append(list(ws)) or {"ndcg@5": 0.0})
+    monkeypatch.setattr(dpo, "sft_on_positives", lambda ctx, start, ws, cfg, out: trained.append(list(ws)) or out)
+    monkeypatch.setattr(dpo, "run_dpo",
+                        lambda ctx, start, ws, rows, cfg, fn, out: trained.append(list(ws)) or (out, {}))
+
+    def build_rows(ctx, ws, path):
+        trained.append(list(ws))
+        return [], {}
+
+    ctx = SimpleNamespace(data=steam, profile=SimpleNamespace(align_source="align"), seed=seed, run_dir=tmp_path,
+                          cache_dir=tmp_path, stats={}, log=logging.getLogger("test"))
+    cfg = dpo.PreferenceConfig(n_align_train=n_train, n_align_valid=n_valid)
+    dpo.fit_preference(ctx, cfg, build_rows, dpo_loss, iterations=3, rows_from_start=True)
+    train0, valid = alignment_subset(steam, n_train, n_valid, seed)
+    assert all(ws == valid for ws in scored) and len(scored) == 1 + 2 * 3
+    assert len(trained) == 3 * 3 and trained[0] == trained[1] == trained[2] == train0
+    valid_users = {w.user for w in valid}
+    for ws in trained:
+        assert len(ws) == n_train
+        assert sum(w in valid for w in ws) == 0  # no validation window ...
+        assert sum(w.user in valid_users for w in ws) == 0  # ... nor another window of a validation user
+    assert trained[3] != train0 and trained[6] != trained[3]  # later iterations draw fresh windows
+
+
+@pytest.mark.parametrize("profile", ["cpu", "smollm2", "paper"])
+def test_sprec_trains_both_steps_at_upstreams_lr(profile):
+    """SPRec's SFT and DPO steps at upstream's 2e-5 (shell/SPRec.sh), not the preference family's cpu 1e-4."""
+    from benchmark.config import get_profile
+    from runners.plan import resolve_configs
+
+    (cfg,) = resolve_configs("sprec", get_profile(profile), {})
+    assert cfg.lr == cfg.sft_lr == 2e-5
+
+
 def test_cached_rows_build_once(tmp_path):
     calls = []
 

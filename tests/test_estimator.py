@@ -42,10 +42,18 @@ def test_tau_zero_is_the_static_estimator():
     assert bayes_cdf(r, ref, tau=0.0).tolist()[0] == pytest.approx([0.5, 1 / 6, 1.0, 0.5])
 
 
-def test_m_zero_is_no_prior():
-    # M = 0: F = (tau*N_batch + 1)/(tau*G + 1); rewards (0.2, 0.5, 0.1), tau = 1: N_batch = (1, 2, 0) -> 2/4, 3/4, 1/4
-    f = bayes_cdf(T([[0.2, 0.5, 0.1]]), torch.empty(1, 0), tau=1.0)
-    assert f.tolist()[0] == pytest.approx([0.5, 0.75, 0.25])
+def test_m_zero_is_no_prior_eq14_whatever_tau():
+    # M = 0: Eq. 14 is tau*n_b / (tau*G) = n_b / G; add-one smoothing on that ratio: (n_b + 1) / (G + 1).
+    # rewards (0.2, 0.5, 0.1), G = 3: n_b = (1, 2, 0) -> 2/4, 3/4, 1/4 at tau 0.1 and at tau 1.0 alike
+    # (the old (tau*n_b + 1)/(tau*G + 1) gave 1.1/1.3, 1.2/1.3, 1/1.3 at tau 0.1)
+    for tau in (0.1, 1.0):
+        f = bayes_cdf(T([[0.2, 0.5, 0.1]]), torch.empty(1, 0), tau=tau)
+        assert f.tolist()[0] == pytest.approx([0.5, 0.75, 0.25])
+    # without smoothing: exactly n_b / G = 1/3, 2/3, 0 (log 0 for the lowest: proxy_reward raises)
+    f = bayes_cdf(T([[0.2, 0.5, 0.1]]), torch.empty(1, 0), tau=0.1, smoothing="none")
+    assert f.tolist()[0] == pytest.approx([1 / 3, 2 / 3, 0.0])
+    with pytest.raises(ValueError, match="no evidence"):
+        bayes_cdf(T([[0.2, 0.5]]), torch.empty(1, 0), tau=0.0)
 
 
 def test_paper_formula_without_smoothing_and_log_zero():
@@ -56,6 +64,8 @@ def test_paper_formula_without_smoothing_and_log_zero():
         proxy_reward(f, n=4)
     with pytest.raises(ValueError, match="0/0"):
         bayes_cdf(T([[0.0, 1.0]]), torch.empty(1, 0), tau=0.0, smoothing="none")
+    with pytest.raises(ValueError, match="0/0"):
+        bayes_cdf(T([[0.0, 1.0]]), torch.empty(1, 0), tau=0.0, smoothing="add_one")
 
 
 def test_log_f_is_finite_everywhere_with_add_one():

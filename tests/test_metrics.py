@@ -11,6 +11,7 @@ import pytest
 from benchmark.metrics import (
     HIGHER_IS_BETTER,
     K_VALUES,
+    _genre_distribution,
     ild,
     mgu,
     ndcg_at_k,
@@ -120,14 +121,30 @@ def test_mgu_identical_distributions_and_duplicates():
 def test_mgu_single_genre():
     # With C = {A}, every defined distribution is P(A) = 1, so MGU = 0; items without A are skipped.
     assert mgu([0, 4], [2, 6], GENRES, ("A",)) == 0.0
-    # Only item 4 ({C}) in L: no item bears a genre of {A} -> undefined.
-    assert mgu([4], [0], GENRES, ("A",)) is None
+    # Only item 4 ({C}) in L: no item bears a genre of {A}: the list left the genre space -> 2/|C| = 2.
+    assert mgu([4], [0], GENRES, ("A",)) == 2.0
 
 
-def test_mgu_undefined():
-    assert mgu([3, -1], [0, 1], GENRES, C) is None  # no genre-bearing item in L
-    assert mgu([0], [3], GENRES, C) is None  # none in H
-    assert mgu([], [0], GENRES, C) is None
+def test_mgu_a_list_that_leaves_the_genre_space_gets_the_worst_value():
+    # no genre-bearing item in L (item 3 has none, -1 is invalid, an empty list has none) while H has: 2/|C| = 2/3,
+    # above any list that keeps genres (here L = [4] {C} against H = [0, 1] {A}, {B}: (1/2 + 1/2 + 1)/3 = 2/3 is the max)
+    assert mgu([3, -1], [0, 1], GENRES, C) == pytest.approx(2 / 3)
+    assert mgu([], [0], GENRES, C) == pytest.approx(2 / 3)
+    assert mgu([4], [0, 1], GENRES, C) == pytest.approx(2 / 3)
+    assert mgu([0], [3], GENRES, C) is None  # no genre-bearing item in H: undefined for every list
+
+
+def test_mgu_both_readings_of_normalised_frequency():
+    # L = [2, 0]: item 2 {A, B}, item 0 {A}; H = [1] {B}.
+    # "split" (default): A = .5 + 1 = 1.5, B = .5 over 2 items -> P(A|L) = .75, P(B|L) = .25;
+    #   MGU = (|.75 - 0| + |.25 - 1| + 0) / 3 = 1.5/3 = 0.5
+    # "count": pairs (2,A), (2,B), (0,A) -> P(A|L) = 2/3, P(B|L) = 1/3; MGU = (2/3 + 2/3 + 0) / 3 = 4/9
+    assert _genre_distribution([2, 0], GENRES, frozenset(C)) == pytest.approx({"A": 0.75, "B": 0.25})
+    assert _genre_distribution([2, 0], GENRES, frozenset(C), "count") == pytest.approx({"A": 2 / 3, "B": 1 / 3})
+    assert mgu([2, 0], [1], GENRES, C) == pytest.approx(0.5)
+    assert mgu([2, 0], [1], GENRES, C, multi_genre="count") == pytest.approx(4 / 9)
+    with pytest.raises(ValueError, match="multi_genre"):
+        mgu([2, 0], [1], GENRES, C, multi_genre="pairs")
 
 
 # --- ILD -------------------------------------------------------------------------------------------------------
@@ -210,6 +227,9 @@ def test_score_lists_defaults_and_direction_table():
 
 def test_score_lists_all_undefined_and_empty_lists():
     agg, _ = score_lists([[], [-1]], [W("u", (3,), (1,)), W("v", (0,), (2,))], GENRES, C, n_items=8)
+    # u's history (item 3) has no genre: undefined; v's empty-of-genres list against a history with one: 2/|C|
+    assert agg["mgu"] == pytest.approx(2 / 3) and agg["mgu_n"] == 1
+    agg, _ = score_lists([[], [-1]], [W("u", (3,), (1,)), W("v", (3,), (2,))], GENRES, C, n_items=8)
     assert agg["mgu"] is None and agg["mgu_n"] == 0
     assert agg["ild"] is None and agg["ild_n"] == 0
     assert agg["valid_rate"] == 0.0 and agg["coverage_items"] == 0  # 1 entry, 0 valid

@@ -115,3 +115,33 @@ def test_get_sasrec_caches_and_method_recommends_distinct_non_history(tmp_path, 
     # Another seed is another cache entry.
     with pytest.raises(AssertionError, match="cached checkpoint"):
         SASRec(method.config).fit(_ctx(data, tmp_path, k=10, seed=1))
+
+
+def test_sasrec_row_trains_on_every_sft_users_sequence(steam, tmp_path, monkeypatch):
+    """The sasrec row stays the classical reference: every prefix of every sft user's full sequence (steam: 1,107
+    users, more than the LLM's SFT windows cover), under its unchanged cache key (D³'s assistant has its own)."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from benchmark.config import get_profile
+    from methods.common.configs import sasrec_profile_config
+
+    seen = {}
+
+    def record(sequences, n_items, cfg, valid_windows, log=None, examples=None):
+        seen.update(sequences=sequences, examples=examples, valid=valid_windows)
+        raise RuntimeError("recorded")
+
+    monkeypatch.setattr(sasrec_lib, "train_sasrec", record)
+    ctx = RunContext(data=steam, profile=get_profile("cpu"), seed=0, run_dir=tmp_path / "run",
+                     cache_dir=tmp_path / "cache", log=logging.getLogger("test"))
+    cfg = sasrec_profile_config("cpu")
+    with pytest.raises(RuntimeError, match="recorded"):
+        SASRec(SASRec.Config(**asdict(cfg))).fit(ctx)
+    assert seen["sequences"] is steam.sequences["sft"] and len(seen["sequences"]) == 1107
+    assert seen["examples"] is None and seen["valid"] is steam.splits["valid"]
+    assert len(sasrec_lib._prefix_examples(seen["sequences"], cfg.maxlen)[1]) == 22404
+    key = {"cfg": asdict(cfg), "data": steam.data_hash, "seed": 0, "version": sasrec_lib._CACHE_VERSION}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    assert sasrec_lib.sasrec_cache_path(ctx, cfg) == tmp_path / "cache" / "sasrec" / f"steam-{digest}.pt"

@@ -39,8 +39,9 @@ def test_recategorised_methods_match_the_classes():
     assert {m: METHODS[m].category for m in all_methods() if METHODS[m].category != "reference"} == {
         "bigrec": "llm", "sdpo": "llm", "rere": "llm", "sprec": "llm", "beam": "inference", "d3": "inference",
         "bon_inference": "inference", "list_dpo": "listwise", "bon_static": "listwise", "blade_n": "ours",
-        "blade_r": "ours"}
-    assert {m: METHODS[m].role for m in all_methods() if METHODS[m].role} == {"bigrec": "sft", "pop": "popularity"}
+        "blade_n_tau": "ours", "blade_r": "ours", "sft_align": "llm"}
+    assert {m: METHODS[m].role for m in all_methods() if METHODS[m].role} == {
+        "bigrec": "sft", "pop": "popularity", "sft_align": "control"}
 
 
 def test_unknown_method_lists_valid_names():

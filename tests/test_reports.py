@@ -202,6 +202,41 @@ def test_table1_rows_and_cost(results, tmp_path):
     assert "No run of the SFT model (role sft) on this dataset" in t1.split("## Steam")[1]
 
 
+def test_control_row_is_compared_with_every_aligned_method(tmp_path):
+    """A record with role ``control`` (SFT continued on the alignment data, methods/sft_align.py): Table 1 lists it
+    after the SFT model, and the significance report tests every aligned row (its config names an alignment subset)
+    against it as well as against the SFT model, and the control against the SFT model; Pop is not compared with it.
+    Without control records nothing changes (the goldens have none)."""
+    root = tmp_path / "results"
+    aligned = {"config": {"profile": {"model": "scratch", "item_repr": "item_token"}, "method": {"n_align_train": 8}}}
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        make_run(root, "bigrec", "BIGRec", "llm", "cds", seed, 0.05)
+        make_run(root, "ctl", "SFT + align data", "llm", "cds", seed, 0.08 + shift, oracle=False, role="control",
+                 **aligned)
+        make_run(root, "bon_static", "BoN Alignment", "listwise", "cds", seed, 0.10 + shift, **aligned)
+        make_run(root, "blade_n", "BLADE-N", "ours", "cds", seed, 0.20 + shift, **aligned)
+        make_run(root, "sdpo", "S-DPO", "llm", "cds", seed, 0.12, **aligned)
+    make_run(root, "pop", "Pop", "reference", "cds", 0, 0.01)
+    out = render(root, tmp_path)
+    sig = out["significance_cpu.md"]
+    rows = [[c.strip() for c in ln.split("|")[2:4]] for ln in sig.splitlines() if ln.startswith("| CDs")]
+    assert rows == [["BLADE-N − BIGRec", "+0.1600"], ["BLADE-N − BoN Alignment", "+0.1000"],
+                    ["BLADE-N − SFT + align data", "+0.1200"], ["BoN Alignment − BIGRec", "+0.0600"],
+                    ["BoN Alignment − SFT + align data", "+0.0200"], ["SFT + align data − BIGRec", "+0.0400"],
+                    ["Pop − BIGRec", "-0.0400"], ["S-DPO − BIGRec", "+0.0700"],
+                    ["S-DPO − SFT + align data", "+0.0300"]]
+    assert "SFT + align data (role control)" in sig
+    t1 = out["table1_cpu.md"]
+    labels = [ln.split("|")[1].strip() for ln in t1.splitlines() if ln.startswith("| ") and "Method" not in ln]
+    assert labels == ["BIGRec", "SFT + align data", "BoN Alignment", "BLADE-N"]
+    assert "SFT + align data (role control)" in t1
+    # without the control: the same tests minus those against it, and no note
+    for p in (root / "cds" / "ctl").iterdir():
+        p.unlink()
+    sig = render(root, tmp_path)["significance_cpu.md"]
+    assert "SFT + align data" not in sig and "BoN Alignment − BIGRec" in sig and "S-DPO − BIGRec" in sig
+
+
 def test_deterministic(results, tmp_path):
     assert render(results, tmp_path) == render(results, tmp_path)
 

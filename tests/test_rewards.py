@@ -31,3 +31,20 @@ def test_every_reward_is_listed():
     assert REWARDS == ("ndcg", "recall", "fair", "div", "neg_mgu")
     with pytest.raises(ValueError, match="unknown reward 'mgu'"):
         list_reward("mgu", [0], [0])
+
+
+def test_no_list_gains_reward_by_leaving_the_genre_space():
+    genres = [*GENRES, set()]  # item 4 has no genre
+    # history [0, 1] ({a}, {b}); the list [4] has no genre-bearing item: MGU 2/|C| = 2/3, the worst, in the metric
+    # and in the reward, so R_fair (lam 0.5, NDCG 0) = -1/3; every list that keeps genres gets at least that:
+    # [3] ({c}: (1/2 + 1/2 + 1)/3 = 2/3, equal), [2] ({a, b}: MGU 0 -> 0), [0] ({a}: (1/2 + 1/2)/3 -> -1/6)
+    leave = list_reward("fair", [4], target=[7], history=[0, 1], item_genres=genres, genre_set=C, lam=0.5)
+    assert leave == pytest.approx(-1 / 3)
+    for keeps, want in (([3], -1 / 3), ([2], 0.0), ([0], -1 / 6)):
+        assert list_reward("fair", keeps, target=[7], history=[0, 1], item_genres=genres, genre_set=C,
+                           lam=0.5) == pytest.approx(want)
+    assert list_reward("neg_mgu", [4], target=[7], history=[0, 1], item_genres=genres, genre_set=C) == \
+        pytest.approx(-2 / 3)
+    # a history without genres: undefined for every list, the same constant 0 for all
+    assert list_reward("fair", [4], target=[7], history=[4], item_genres=genres, genre_set=C) == \
+        list_reward("fair", [2], target=[7], history=[4], item_genres=genres, genre_set=C) == 0.0

@@ -1,7 +1,8 @@
 """One prompt, one tokenisation: a window's prompt reaches the model as the SAME token ids in SFT (TRL's
 SFTTrainer dataset), GRPO rollouts and log-probs (GRPOTrainer's prompt tokenisation; the log-probs are computed on
-those prompt ids + the completion), preference data (DPOTrainer's dataset) and our own generation (evaluation,
-reference sets, BoN sampling: `benchmark.prompts.encode_prompts`).
+those prompt ids + the completion), preference data (S-DPO, List DPO, SPRec: `methods.common.dpo.tokenize_rows` and
+the dataset `PreferenceTrainer` trains on, which bypasses TRL's DPO tokenisation) and our own generation
+(evaluation, reference sets, BoN sampling: `benchmark.prompts.encode_prompts`).
 
 Three tokenizers: one built here that adds BOS on encode and whose chat template writes BOS too (the Llama-3
 behaviour: before the fix its prompts got two BOS tokens in TRL and one in our generation), SmolLM2's (no BOS on
@@ -18,10 +19,12 @@ import torch
 from datasets import Dataset as HFDataset
 from tokenizers.processors import TemplateProcessing
 from transformers import LlamaConfig, LlamaForCausalLM
-from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
+from trl import DPOConfig, GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 
-from benchmark.prompts import adds_bos, build_completion, build_prompt, encode_prompts, render_items
+from benchmark.prompts import SEP, adds_bos, build_completion, build_prompt, encode_prompts, render_items
+from methods.common.dpo import PreferenceCollator, PreferenceTrainer, dpo_loss, positive_list, tokenize_rows
 from methods.common.tokenizers import build_item_token_tokenizer, train_bpe_tokenizer
+from methods.common.trie import ItemTrie
 
 LLAMA3_LIKE_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
@@ -68,7 +71,8 @@ def setup(request, steam):
                                          num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
                                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                                          pad_token_id=tok.pad_token_id))
-    return request.param, tok, prompts, completions, model
+    trie = ItemTrie(tok, rendered, SEP[repr_])
+    return request.param, tok, prompts, completions, model, trie, windows
 
 
 def _ours(tok, prompts):
@@ -83,7 +87,7 @@ def test_bos_tokenizer_behaves_like_llama3(steam):
 
 
 def test_prompt_starts_with_one_bos_where_the_tokenizer_adds_one(setup):
-    name, tok, prompts, _, _ = setup
+    name, tok, prompts, *_ = setup
     assert adds_bos(tok) is (name == "bos_adding")
     for p, ids in zip(prompts, _ours(tok, prompts)):
         if name == "bos_adding":
@@ -93,7 +97,7 @@ def test_prompt_starts_with_one_bos_where_the_tokenizer_adds_one(setup):
 
 
 def test_sft_dataset_prompts_equal_generation_prompts(setup, tmp_path):
-    _, tok, prompts, completions, model = setup
+    _, tok, prompts, completions, model, *_ = setup
     args = SFTConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, max_length=None)
     trainer = SFTTrainer(model=model, args=args, processing_class=tok,
                          train_dataset=HFDataset.from_dict({"prompt": prompts, "completion": completions}))
@@ -104,7 +108,7 @@ def test_sft_dataset_prompts_equal_generation_prompts(setup, tmp_path):
 
 
 def test_grpo_rollout_prompts_equal_generation_prompts(setup, tmp_path):
-    _, tok, prompts, _, model = setup
+    _, tok, prompts, _, model, *_ = setup
     args = GRPOConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, num_generations=2,
                       per_device_train_batch_size=2, max_completion_length=8)
     trainer = GRPOTrainer(model=model, reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
@@ -113,10 +117,43 @@ def test_grpo_rollout_prompts_equal_generation_prompts(setup, tmp_path):
     assert prompt_ids == _ours(tok, prompts)
 
 
-def test_dpo_dataset_prompts_equal_generation_prompts(setup, tmp_path):
-    _, tok, prompts, completions, model = setup
-    args = DPOConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True)
-    data = HFDataset.from_dict({"prompt": prompts, "chosen": completions, "rejected": completions[::-1]})
-    trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(model), args=args, processing_class=tok,
-                         train_dataset=data)
-    assert [row["prompt_ids"] for row in trainer.train_dataset] == _ours(tok, prompts)
+def _preference_rows(windows):
+    """One row per window, in reverse order (rows index their window): chosen = the first two positives, rejected =
+    the next two."""
+    rows = []
+    for j in reversed(range(len(windows))):
+        pos = positive_list(windows[j], exclude_history=True)
+        rows.append({"window": j, "chosen": pos[:2], "rejected": [pos[2:4]]})
+    return rows
+
+
+def test_preference_rows_prompts_equal_generation_prompts(setup):
+    """S-DPO, List DPO and SPRec: `tokenize_rows` gives each row its window's prompt as evaluation encodes it."""
+    name, tok, prompts, _, _, trie, windows = setup
+    rows = _preference_rows(windows)
+    cols = tokenize_rows(rows, prompts, windows, tok, trie, exclude_history=True)
+    ours = _ours(tok, prompts)
+    assert cols["prompt_ids"] == [ours[r["window"]] for r in rows]
+    if name == "bos_adding":
+        assert all(ids[0] == tok.bos_token_id != ids[1] for ids in cols["prompt_ids"])
+
+
+def test_preference_trainer_dataset_prompts_equal_generation_prompts(setup, tmp_path):
+    """The dataset PreferenceTrainer trains on (its `_prepare_dataset` keeps our columns) and the batches its collator
+    builds start every sequence with evaluation's prompt ids (left-padded)."""
+    _, tok, prompts, _, model, trie, windows = setup
+    rows = _preference_rows(windows)
+    args = DPOConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, max_length=None,
+                     remove_unused_columns=False, per_device_train_batch_size=len(rows))
+    trainer = PreferenceTrainer(model=model, ref_model=copy.deepcopy(model), args=args, processing_class=tok,
+                                train_dataset=HFDataset.from_dict(tokenize_rows(rows, prompts, windows, tok, trie,
+                                                                                True)),
+                                data_collator=PreferenceCollator(tok.pad_token_id), trie=trie, loss_fn=dpo_loss)
+    ours = _ours(tok, prompts)
+    want = [ours[r["window"]] for r in rows]
+    assert [row["prompt_ids"] for row in trainer.train_dataset] == want
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
+    P = batch["input_ids"].shape[1] - batch["completion_mask"].shape[1]
+    for r, ids in enumerate(want * 2):  # chosen rows, then rejected rows
+        got = batch["input_ids"][r, :P][batch["attention_mask"][r, :P].bool()].tolist()
+        assert got == ids

@@ -60,7 +60,8 @@ def test_inf_only_where_it_means_no_limit():
     ("blade_n", {"M": "-1"}, "M = -1 is invalid: expected an integer >= 0"),
     ("blade_n", {"max_steps": "0"}, "max_steps = 0 is invalid: expected -1 (epochs decide) or an integer >= 1"),
     ("blade_n", {"lr_scheduler": "wobbly"}, "lr_scheduler = 'wobbly' is invalid: expected one of linear"),
-    ("bon_static", {"M": "0", "smoothing": "none"}, "M = 0, tau = 0 with smoothing = 'none' make the estimator 0/0"),
+    ("bon_static", {"M": "0", "smoothing": "none"}, "M = 0 with tau = 0 gives the estimator no evidence"),
+    ("bon_static", {"M": "0"}, "M = 0 with tau = 0 gives the estimator no evidence"),
     ("bon_inference", {"n": "0"}, "bon_inference config field n = 0 is invalid: expected an integer >= 1"),
     ("bon_inference", {"reward": "foo"}, "reward = 'foo' is invalid: expected one of ndcg"),
     ("bigrec", {"decoding": "nucleus"}, "decoding = 'nucleus' is invalid: expected one of greedy, sample, beam"),
@@ -128,6 +129,24 @@ def test_set_names_its_method_when_several_share_a_key():
     assert configs["sasrec"][0].lr == 0.01 and profile.k == 5
 
 
+def test_set_never_shadows_a_method_field_with_the_profile():
+    # sft_lr is the profile's (the shared SFT) and S-DPO's (its warm-up SFT); hidden the LLM's and SASRec's: a bare
+    # key was routed to the profile without a word (S-DPO's sft_lr unchanged, the shared SFT retrained)
+    with pytest.raises(UserError, match=r"--set sft_lr: a profile field and a config field of sdpo\. Name one: "
+                                        r"--set profile\.sft_lr=1e-05, --set sdpo\.sft_lr=1e-05"):
+        resolve(["sdpo"], SMOKE, [0], {"sft_lr": "1e-05"})
+    with pytest.raises(UserError, match=r"--set hidden: a profile field and a config field of sasrec"):
+        resolve(["sasrec", "pop"], SMOKE, [0], {"hidden": "128"})
+    profile, configs = resolve(["sdpo"], SMOKE, [0], {"profile.sft_lr": "1e-05"})
+    assert profile.sft_lr == 1e-05 and configs["sdpo"][0].sft_lr == resolve_configs("sdpo", SMOKE, {})[0].sft_lr
+    profile, configs = resolve(["sasrec"], SMOKE, [0], {"sasrec.hidden": "128"})
+    assert configs["sasrec"][0].hidden == 128 and profile.hidden == SMOKE.hidden
+    with pytest.raises(UserError, match=r"--set profile\.lr: not a profile field"):
+        resolve(["sasrec"], SMOKE, [0], {"profile.lr": "0.1"})
+    # a profile field no selected method has stays bare
+    assert resolve(["pop"], SMOKE, [0], {"hidden": "128"})[0].hidden == 128
+
+
 @pytest.mark.parametrize("sets,expect", [
     ({"sasrec.lr": "1"}, "--set sasrec.lr: 'sasrec' is not a selected method (blade_n)"),
     ({"blade_n.nope": "1"}, "--set blade_n.nope: not a config field of blade_n. Its fields: G, M, beta"),
@@ -166,3 +185,15 @@ def test_per_dataset_values_apply_to_their_dataset_only_and_yield_to_set(monkeyp
                                    {"sft_patience": "6"})[0].run_id
     user = plan(["pop"], [steam, good], cpu, [0], {"sft_patience": "7"})
     assert [s.profile.sft_patience for s in user] == [7, 7]  # the user's --set wins everywhere
+
+
+def test_blade_and_static_bon_get_the_same_selection_budget():
+    """The main comparison: BLADE-N and static BoN train once each, with no validation-selected trial, in every profile
+    (the paper profile searched 4 taus for BLADE-N only); the tau search is its own row, blade_n_tau."""
+    for name, prof in PROFILES.items():
+        blade, static = resolve_configs("blade_n", prof, {})[0], resolve_configs("bon_static", prof, {})[0]
+        assert blade.tau_grid == () and static.tau_grid == (), name
+        assert dataclasses.asdict(dataclasses.replace(blade, tau=0.0)) == dataclasses.asdict(static), name
+        tuned = resolve_configs("blade_n_tau", prof, {})[0]
+        assert tuned.tau_grid == ((0.3, 1.0) if name == "smoke" else (0.1, 0.3, 0.5, 1.0)), name
+        assert dataclasses.asdict(dataclasses.replace(tuned, tau_grid=())) == dataclasses.asdict(blade), name

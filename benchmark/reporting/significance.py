@@ -1,6 +1,12 @@
 """Paired significance on the test split: the paper's ordering claims (BLADE > static BoN alignment > SFT: every
 non-oracle row of Table 1 against every row of a lower stage, SFT model < list-wise alignment < ours), then every other
-non-oracle row of Table 3 (the baselines outside Table 1, Pop and SASRec) against the SFT model."""
+non-oracle row of Table 3 (the baselines outside Table 1, Pop and SASRec) against the SFT model.
+
+When the control row was run (record role ``control``: SFT continued on the alignment methods' data with static BoN's
+steps and sequences, methods/sft_align.py), every aligned row (one whose config names an alignment subset,
+``n_align_train``: static BoN, BLADE, the DPO family, ReRe) is also tested against it, right after its test against
+the SFT model, and the control against the SFT model: aligned − control is the objective's share of aligned − SFT,
+the rest is data. Without control records the report is as before."""
 
 from __future__ import annotations
 
@@ -11,10 +17,17 @@ from benchmark.reporting.table1 import table1_rows
 
 
 def _stage(r: dict) -> int | None:
-    """0 the SFT model, 1 list-wise alignment, 2 ours; None for rows that are not compared (oracles)."""
-    if r["oracle"]:
+    """0 the SFT model, 1 list-wise alignment, 2 ours; None for rows outside the ordering (oracles, never compared;
+    the control, compared with the aligned rows and the SFT model on its own)."""
+    if r["oracle"] or r["role"] == "control":
         return None
     return 0 if r["role"] == "sft" else {"listwise": 1, "ours": 2}.get(r["category"])
+
+
+def _aligned(r: dict) -> bool:
+    """Trained on the alignment windows (its config names an alignment subset), hence compared with the control."""
+    return (not r["oracle"] and r["role"] not in ("sft", "control")
+            and "n_align_train" in ((r.get("config") or {}).get("method") or {}))
 
 
 def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[str, str, list]:
@@ -30,24 +43,38 @@ def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> t
                          signed(res["mean"]), f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]",
                          f"{res['p_value']:.3f}", f"{len(a)}/{len(b)}", res["n_users"]])
 
+    controls = {r["display_name"] for r in records if r["role"] == "control"}
     for d, recs in by_dataset(records).items():
         table1 = table1_rows(recs)
         rows = [(g, s) for _, g in table1 if (s := _stage(g[0])) is not None]
+        control = next((g for _, g in table1 if g[0]["role"] == "control"), None)
         for a, sa in sorted(rows, key=lambda x: -x[1]):
             for b, sb in rows:
                 if sb < sa:
                     test(a, b)
+            if control and _aligned(a[0]):
+                test(a, control)
         sft = next((g for g, s in rows if s == 0), None)
+        if control and sft:
+            test(control, sft)
         others: dict[str, list[dict]] = {}
         for r in sorted(recs, key=lambda r: r["seed"]):
             others.setdefault(row_key(r), []).append(r)
         for key in sorted(set(others) - {k for k, _ in table1}, key=lambda k: others[k][0]["display_name"].lower()):
             if sft and not others[key][0]["oracle"]:
                 test(others[key], sft)
+            if control and _aligned(others[key][0]):
+                test(others[key], control)
     head = ["Dataset", "Difference", "Mean", "95 % CI", "p (two-sided)", "Seeds", "Users"]
-    md, tex = simple_table(f"# Paired significance on {metric} ({profile} profile)", head, body, [
-        f"Paired bootstrap over test users ({N_BOOT} resamples; a user's windows averaged, then its value averaged "
-        "over seeds; users weighted by their window count, so the mean is the window mean shown in the tables)."])
+    notes = [f"Paired bootstrap over test users ({N_BOOT} resamples; a user's windows averaged, then its value "
+             "averaged over seeds; users weighted by their window count, so the mean is the window mean shown in the "
+             "tables)."]
+    if controls:
+        notes.append(f"{', '.join(sorted(controls))} (role control): the SFT model trained further on the alignment "
+                     "methods' data with static BoN alignment's steps and sequences. Each aligned method (its config "
+                     "names an alignment subset) is tested against it as well as against the SFT model: aligned − "
+                     "control is what the objective adds beyond the extra data.")
+    md, tex = simple_table(f"# Paired significance on {metric} ({profile} profile)", head, body, notes)
     return md, tex, body
 
 

@@ -1,6 +1,7 @@
 """Table 1: accuracy (NDCG@5) against inference cost, per dataset: the SFT model (record role ``sft``, the cost unit),
-the oracle rows (inference-time BoN), then the list-wise alignment methods and ours (categories ``listwise`` and
-``ours``). Rows are chosen by the records' flags and categories, never by method name."""
+the control row (role ``control``: SFT continued on the alignment data, when it was run), the oracle rows
+(inference-time BoN), then the list-wise alignment methods and ours (categories ``listwise`` and ``ours``). Rows are
+chosen by the records' flags and categories, never by method name."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from benchmark.reporting.common import (
 from benchmark.records import row_key
 
 ALIGNMENT = ("listwise", "ours")  # the categories of Table 1's trained rows
+BASES = ("sft", "control")  # the roles of the rows aligned methods are compared with, in table order
 
 
 def _natural(key: str) -> list:
@@ -32,15 +34,16 @@ def _natural(key: str) -> list:
 
 
 def table1_rows(records: list[dict]) -> list[tuple[str, list[dict]]]:
-    """``[(row key, records over seeds)]`` of one dataset in table order: SFT, oracles, alignment methods."""
+    """``[(row key, records over seeds)]`` of one dataset in table order: SFT, the control, oracles, alignment
+    methods."""
     groups: dict[str, list[dict]] = {}
     for r in records:
-        if r["role"] == "sft" or r["oracle"] or r["category"] in ALIGNMENT:
+        if r["role"] in BASES or r["oracle"] or r["category"] in ALIGNMENT:
             groups.setdefault(row_key(r), []).append(r)
 
     def order(key):
         r = groups[key][0]
-        stage = 0 if r["role"] == "sft" else (1 if r["oracle"] else 2)
+        stage = BASES.index(r["role"]) if r["role"] in BASES else (2 if r["oracle"] else 3)
         return stage, category_rank(r["category"]), _natural(key)
 
     return [(k, sorted(groups[k], key=lambda r: r["seed"])) for k in sorted(groups, key=order)]
@@ -68,6 +71,11 @@ def table1(records: list[dict], profile: str) -> tuple[str, str]:
                 "bound, not a deployable method.")
         if base is None:
             note += " No run of the SFT model (role sft) on this dataset: no cost unit."
+        control = next((g[0]["display_name"] for _, g in rows if g[0]["role"] == "control"), None)
+        if control:
+            note += (f" {control} (role control): the SFT model trained further on the alignment methods' data, "
+                     "with static BoN alignment's steps and sequences: aligned − it separates the objective from the "
+                     "data.")
         md += [f"## {dataset_name(d)}", "", tabulate(body, head, tablefmt="pipe", disable_numparse=True), "",
                f"> {note}", ""]
         tex += [f"% {dataset_name(d)}", tex_tabular(head, body, "lrrr")]
@@ -79,7 +87,7 @@ def render(inp: Inputs) -> list:
     if not recs:
         return [Skip("no runs of inference-time BoN, BoN alignment or BLADE. Make them with: "
                      + experiment_command(inp, "table1"))]
-    used = [r for r in inp.records if r["role"] == "sft" or r in recs]
+    used = [r for r in inp.records if r["role"] in BASES or r in recs]
     return [Table(*table1(used, inp.profile), used)]
 
 

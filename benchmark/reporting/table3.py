@@ -155,6 +155,15 @@ def _main_notes(g: Grid, profile: str, fmt: str) -> list[str]:
     if oracles:
         rows = ", ".join(f"{esc(names[k], fmt)} ({code(k, fmt)})" for k in oracles)
         notes.append(f"{rows}: selects with the test target, an oracle upper bound; not ranked.")
+    d3_recs = [r for recs in g.recs.values() for r in recs if r["method"] == "d3"]
+    if d3_recs or any(r["method"] == "sasrec" for recs in g.recs.values() for r in recs):
+        note = (f"SASRec ({code('sasrec', fmt)}) " + esc("is the classical reference, trained on every sft user's "
+                "full sequence; D³'s ", fmt) + f"({code('d3', fmt)}) " + esc("text-free assistant is a separate "
+                "SASRec trained on exactly the LLM's SFT training windows, as upstream DecodingMatters'", fmt))
+        if any((r.get("config") or {}).get("method", {}).get("assistant_data") != "sft_windows" for r in d3_recs):
+            note += (esc("; D³ records without ", fmt) + code("assistant_data", fmt) + " = " +
+                     code("sft_windows", fmt) + esc(" used the SASRec row's checkpoint", fmt))
+        notes.append(note + ".")
     missing = []
     for d in g.datasets:
         absent = [esc(row["name"], fmt) for row in g.rows if (row["key"], d) not in g.recs]

@@ -130,13 +130,14 @@ class BladeConfig(GRPOSettings, BladeObjective):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.smoothing == "none" and self.M == 0 and self.tau == 0:
-            raise UserError("config fields M = 0, tau = 0 with smoothing = 'none' make the estimator 0/0: set M >= 1, "
-                            "tau > 0 or smoothing=add_one")
+        if self.M == 0 and self.tau == 0 and not self.tau_grid:
+            raise UserError("config fields M = 0 with tau = 0 gives the estimator no evidence (0/0; with add-one "
+                            "smoothing every F = 1): set M >= 1 or tau > 0")
 
 
-# Per-profile defaults for the BoN family (the paper's values are the dataclass defaults, used by `paper`;
-# BLADE_PROFILE_OVERRIDES adds the paper's tau search, which static BoN (tau = 0) does not have).
+# Per-profile defaults for the BoN family (the paper's values are the dataclass defaults, used by `paper`). BLADE-N,
+# BLADE-R and static BoN share them, so the main comparison gives each ONE training run with no validation-selected
+# trial (BLADE at a fixed tau); the paper's tau search is the separate row BLADE-N (tau tuned), methods/blade_n_tau.py.
 BON_PROFILE_OVERRIDES = {
     "smoke": {"M": 8, "G": 4, "n_align_train": 16, "n_align_valid": 16, "epochs": 1.0, "eval_every": 2, "lr": 1e-4},
     # cpu: lr 2e-5, chosen on the validation split of all three datasets, 3 seeds, with the fixed trainer (issue 9;
@@ -150,7 +151,7 @@ BON_PROFILE_OVERRIDES = {
                 "eval_every": 4},
 }
 
-BLADE_PROFILE_OVERRIDES = {**BON_PROFILE_OVERRIDES, "paper": {"tau_grid": (0.1, 0.3, 0.5, 1.0)}}
+BLADE_PROFILE_OVERRIDES = BON_PROFILE_OVERRIDES
 
 
 # ----------------------------------------------------------------------------------------------- preference (DPO)
@@ -204,7 +205,8 @@ PREFERENCE_PROFILE_OVERRIDES = {
 # ----------------------------------------------------------------------------------------------- SASRec
 @dataclass
 class SASRecConfig:
-    """The ONE SASRec config: the `sasrec` row's `Config` and D³'s assistant (the same checkpoint).
+    """The ONE SASRec config: the `sasrec` row's `Config` and D³'s assistant's (same values, separate checkpoints:
+    the row trains on every sft user's sequence, the assistant on the LLM's SFT windows).
 
     Defaults are the paper's (sparse datasets) with the deviations listed in `methods/sasrec.py`; per-profile
     values are `SASREC_PROFILE_OVERRIDES`. The seed is the caller's (see methods/common/sasrec.py `get_sasrec`).
@@ -236,5 +238,5 @@ SASREC_PROFILE_OVERRIDES: dict[str, dict] = {
 
 
 def sasrec_profile_config(profile_name: str) -> SASRecConfig:
-    """The `sasrec` row's default config under `profile_name` (what D³ uses, so both share one checkpoint)."""
+    """The `sasrec` row's default config under `profile_name` (what D³'s assistant uses, on its own data)."""
     return replace(SASRecConfig(), **SASREC_PROFILE_OVERRIDES.get(profile_name, {}))

@@ -30,6 +30,7 @@ place of the separator after the last item (forced, log 1, unless a longer title
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,9 +42,10 @@ import torch.nn.functional as F
 from accelerate import PartialState
 from trl import DPOConfig, DPOTrainer
 
-from benchmark.data import Window, alignment_subset
+from benchmark.data import Window, alignment_pool, alignment_subset
 from benchmark.io import atomic_save_dir, atomic_write_text, complete_checkpoint
 from benchmark.metrics import ndcg_at_k, recall_at_k
+from benchmark.prompts import encode_prompts
 from methods.common.configs import PreferenceConfig
 from methods.common.llm import get_trie, greedy_lists, prompts_for
 from methods.common.logprobs import completion_logits, constrained_token_logps, constraint_masks, disable_dropout
@@ -95,8 +97,10 @@ def cached_rows(path: Path, build: Callable[[], tuple[list[dict], dict]]) -> tup
 
 def tokenize_rows(rows: list[dict], prompts: Sequence[str], windows: Sequence[Window], tok, trie,
                   exclude_history: bool) -> dict[str, list]:
-    """Dataset columns: prompt ids as the decoder encodes prompts; each list as the trie's token sequence + EOS."""
-    enc = tok(list(prompts), add_special_tokens=False)["input_ids"]
+    """Dataset columns: prompt ids exactly as evaluation encodes prompts (`benchmark.prompts.encode_prompts`: the
+    tokenizer's own special tokens, BOS where it adds one; design.md §8); each list as the trie's token sequence + EOS.
+    """
+    enc = encode_prompts(tok, prompts)["input_ids"]
     eos = tok.eos_token_id
     cols: dict[str, list] = {"prompt_ids": [], "chosen_ids": [], "rejected_ids": [], "excluded": [], "k": []}
     for r in rows:
@@ -329,6 +333,25 @@ def iteration_seed(seed: int, t: int) -> int:
     return seed + 10_000 * t
 
 
+def iteration_subsets(ds, cfg: PreferenceConfig, seed: int, iterations: int, source: str = "align"
+                      ) -> tuple[list[list[Window]], list[Window]]:
+    """([training windows of iteration t for t < iterations], validation windows), user-disjoint throughout.
+
+    The validation windows and iteration 0's training windows are `alignment_subset`'s at the run seed (the GRPO
+    methods' subset; S-DPO and List DPO have only this iteration). Iteration t > 0 samples `n_align_train` windows,
+    seeded by `iteration_seed`, from the alignment pool without the validation windows' users, so no iteration trains
+    on a validation window or on another window of a validation user (drawing iteration t's whole subset from
+    `iteration_seed` put 91 and 77 of the 256 steam validation windows into SPRec's iterations 2 and 3)."""
+    train0, valid = alignment_subset(ds, cfg.n_align_train, cfg.n_align_valid, seed, source)
+    valid_users = {w.user for w in valid}
+    pool = [w for w in alignment_pool(ds, source) if w.user not in valid_users]  # >= n_align_train: train0 fits
+    subsets = [train0]
+    for t in range(1, iterations):
+        rng = random.Random(iteration_seed(seed, t))
+        subsets.append([pool[i] for i in rng.sample(range(len(pool)), cfg.n_align_train)])
+    return subsets, valid
+
+
 BuildRows = Callable[..., tuple[list[dict], dict]]  # (ctx, windows, policy folder) -> (rows, info)
 
 
@@ -336,10 +359,11 @@ def fit_preference(ctx, cfg: PreferenceConfig, build_rows: BuildRows, loss_fn: L
                    rows_from_start: bool = False) -> Path:
     """The preference pipeline from the shared SFT checkpoint; returns the final model folder. Resumable.
 
-    Each iteration t: the seeded alignment subset (`iteration_seed`), SFT on its positives from the current model,
-    `build_rows` with the post-SFT model (or, with `rows_from_start`, the iteration's starting model: SPRec's
-    self-play negatives), then `run_dpo` from the post-SFT model. Validation NDCG@5 of the SFT checkpoint and after
-    every step goes into ``ctx.stats["valid_curve"]``; the fraction of prompts that gave a row into ``pairs_kept``.
+    Each iteration t: its training windows (`iteration_subsets`: never a validation user's), SFT on their positives
+    from the current model, `build_rows` with the post-SFT model (or, with `rows_from_start`, the iteration's
+    starting model: SPRec's self-play negatives), then `run_dpo` from the post-SFT model. Validation NDCG@5 of the
+    SFT checkpoint and after every step goes into ``ctx.stats["valid_curve"]``; the fraction of prompts that gave a
+    row into ``pairs_kept``.
     """
     summary = ctx.run_dir / "preference_info.json"
     if summary.exists():
@@ -347,14 +371,12 @@ def fit_preference(ctx, cfg: PreferenceConfig, build_rows: BuildRows, loss_fn: L
     else:
         with PartialState().main_process_first():  # several processes: the main one trains the shared SFT
             current = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
-        source = ctx.profile.align_source
-        valid_w = alignment_subset(ctx.data, cfg.n_align_train, cfg.n_align_valid, ctx.seed, source)[1]
+        subsets, valid_w = iteration_subsets(ctx.data, cfg, ctx.seed, iterations, ctx.profile.align_source)
         curve = [{"iteration": 0, "stage": "sft_checkpoint", **valid_scores(ctx, current, valid_w)}]
         iters = []
         for t in range(iterations):
             it = ctx.run_dir / f"it{t}"
-            train_w = alignment_subset(ctx.data, cfg.n_align_train, cfg.n_align_valid, iteration_seed(ctx.seed, t),
-                                       source)[0]
+            train_w = subsets[t]
             start = current
             sft = sft_on_positives(ctx, start, train_w, cfg, it / "sft")
             curve.append({"iteration": t + 1, "stage": "sft", **valid_scores(ctx, sft, valid_w)})
@@ -378,4 +400,4 @@ def fit_preference(ctx, cfg: PreferenceConfig, build_rows: BuildRows, loss_fn: L
 
 __all__ = ["PreferenceConfig", "dpo_loss", "positive_list", "user_items", "cached_rows",
            "tokenize_rows", "PreferenceCollator", "PreferenceTrainer", "sft_on_positives", "run_dpo", "valid_scores",
-           "iteration_seed", "fit_preference"]
+           "iteration_seed", "iteration_subsets", "fit_preference"]

@@ -10,7 +10,10 @@ of M rewards sampled once from pi_ref:
 * ``smoothing="add_one"`` (s = 1, the vBoN code's (k+1)/(M+1)) keeps log F finite: with NDCG/Recall most lists score
   exactly 0, so the lowest reward of a group usually has no reference reward below it. ``"none"`` (s = 0) is the
   paper's formula verbatim and raises on log 0.
-* tau = 0 is static BoN alignment (vBoN); M = 0 is the "No Prior" ablation (Fig. 6).
+* tau = 0 is static BoN alignment (vBoN); M = 0 is the "No Prior" ablation (Fig. 6). With M = 0 Eq. 14 is
+  tau*n_b / (tau*G) = n_b / G for every tau > 0, so the smoothing is applied to that ratio: (n_b + s) / (G + s).
+  Smoothing the tau-weighted counts instead, (tau*n_b + 1)/(tau*G + 1), would make "No Prior" depend on tau, which
+  Eq. 14 does not (tests/test_estimator.py: hand-computed at tau 0.1 and 1.0).
 * With add-one smoothing a candidate above every reference reward gets F < 1 once tau > 0 (no saturation), and two
   such candidates stay ordered: (M + tau*n_b + 1)/(M + tau*G + 1) grows with n_b.
 """
@@ -48,10 +51,12 @@ def bayes_cdf(rewards: torch.Tensor, sorted_ref: torch.Tensor, tau: float, smoot
     P, G = rewards.shape
     M = sorted_ref.shape[-1]
     s = 1.0 if smoothing == "add_one" else 0.0
-    if M + tau * G + s == 0:
-        raise ValueError("M = 0 and tau = 0 without smoothing: the estimator is 0/0")
-    n_ref = strict_counts_below(rewards, sorted_ref).to(torch.float64)
     n_batch = batch_counts_below(rewards).to(torch.float64)
+    if M == 0:  # "No Prior": Eq. 14 is n_b / G for any tau > 0 (module docstring)
+        if tau == 0:
+            raise ValueError("M = 0 and tau = 0: the estimator has no evidence (0/0). Set M >= 1 or tau > 0")
+        return ((n_batch + s) / (G + s)).to(torch.float32)
+    n_ref = strict_counts_below(rewards, sorted_ref).to(torch.float64)
     return ((n_ref + tau * n_batch + s) / (M + tau * G + s)).to(torch.float32)
 
 

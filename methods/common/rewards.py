@@ -1,7 +1,12 @@
 """List-wise rewards R(y) for alignment (design.md §5): NDCG@K / Recall@K against the window's targets, the RQ3
 composites R_fair = NDCG - lambda * MGU (Eq. 18) and R_div = NDCG + lambda * ILD (Eq. 19), and the fairness objective
-alone, R = -MGU ("neg_mgu", Fig. 7). An undefined MGU/ILD (no genre-bearing item in the list or the history) counts
-as 0 in every reward."""
+alone, R = -MGU ("neg_mgu", Fig. 7).
+
+Reward and metric use the same functions, so they agree (benchmark/metrics.py states the conventions): a list that
+leaves the genre space has MGU 2/|C|, the worst, in both. What stays undefined counts as 0 here, where it cannot be
+gained: an MGU undefined because the HISTORY has no genre-bearing item is undefined for every list of the window (the
+term is the same constant for the whole group), and an undefined ILD (< 2 genre-bearing items) counts as 0, the
+lowest diversity."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A compact SASRec: the `sasrec` reference method and D³'s text-free assistant.
+"""A compact SASRec: the `sasrec` reference method and D³'s text-free assistant (two checkpoints, two training sets).
 
 Wang-Cheng Kang and Julian McAuley. Self-Attentive Sequential Recommendation. IEEE ICDM 2018.
 Upstream code: https://github.com/kang205/SASRec (TensorFlow; PyTorch port: pmixer/SASRec.pytorch).
@@ -12,9 +12,17 @@ Deliberate difference, as in modern re-implementations (RecBole's ``loss_type="C
 Vasilev, "Turning Dross Into Gold Loss: is BERT4Rec really better than SASRec?", RecSys'23): training
 uses full-softmax cross-entropy over the whole catalogue instead of the paper's binary cross-entropy
 with one sampled negative. It is cheap at our catalogue sizes (a few thousand items), converges in fewer
-epochs and gives calibrated log-probabilities, which D³ needs. Every prefix of every training sequence
-is one example (the previous <= `maxlen` items -> the next item), as in RecBole's data augmentation,
-so short histories like the benchmark's 10-item windows are trained on directly.
+epochs and gives calibrated log-probabilities, which D³ needs.
+
+Training data (`get_sasrec`'s ``windows``):
+  * the `sasrec` row (``windows=None``): every prefix of every sft user's full sequence is one example (the previous
+    <= `maxlen` items -> the next item), as in RecBole's data augmentation, so short histories like the benchmark's
+    10-item windows are trained on directly;
+  * D³'s assistant (``windows`` = the LLM's SFT training windows): `window_examples`, one example per target item
+    of each window, its input the window's history plus the target items before it (what the LLM conditions on when
+    it writes that item), so the assistant learns from exactly the windows, users and next items the LLM's SFT saw.
+    Upstream DecodingMatters trains its SASRec on the LLM's training rows (<= 10-item history -> next item); with
+    one-item targets these examples are exactly those rows. The two get separate cache keys.
 
 Item ``i`` of the dataset is token ``i + 1``; token 0 is left padding. Positions are counted from the
 right (the newest item always sits at position ``maxlen - 1``), as in upstream's left-padded inputs,
@@ -125,6 +133,23 @@ def _prefix_examples(sequences: list[list[int]], maxlen: int) -> tuple[torch.Ten
     return torch.from_numpy(np.concatenate(inputs)), torch.from_numpy(np.concatenate(targets))
 
 
+def window_examples(windows: list[Window], maxlen: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One example per target item of each window: (history + the target items before it)[-maxlen:] -> that item.
+
+    Inputs [N, maxlen] left-padded tokens (item i -> i + 1), targets [N] item indices; N = the windows' total target
+    length. What the SFT'd LLM learns from the same windows (its completion is the target list, item by item)."""
+    inputs, targets = [], []
+    for w in windows:
+        seq = list(w.history) + list(w.target)
+        for j in range(len(w.history), len(seq)):
+            ctx = seq[max(0, j - maxlen) : j]
+            inputs.append([0] * (maxlen - len(ctx)) + [i + 1 for i in ctx])
+            targets.append(seq[j])
+    if not inputs:
+        raise ValueError("SASRec needs at least one training window")
+    return torch.tensor(inputs, dtype=torch.long), torch.tensor(targets, dtype=torch.long)
+
+
 def _ndcg_at_10(ranked: list[int], target) -> float:
     """Binary-relevance NDCG@10 of one ranked list against a target set (design.md §3)."""
     target = set(target)
@@ -166,22 +191,26 @@ def train_sasrec(
     cfg: SASRecConfig,
     valid_windows: list[Window],
     log: logging.Logger | None = None,
+    examples: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> SASRecModel:
-    """Train SASRec on every prefix of `sequences`; early-stop on the validation windows' NDCG@10.
+    """Train SASRec on every prefix of `sequences` (or on `examples`); early-stop on the validation windows' NDCG@10.
 
     Args:
-        sequences: complete item sequences (item indices, oldest first) of the training users.
+        sequences: complete item sequences (item indices, oldest first) of the training users; ignored when
+            `examples` is given.
         n_items: catalogue size; items are ``0 .. n_items - 1``.
         cfg: hyper-parameters. Randomness (init, dropout, order) comes from torch's global RNG: seed it first.
         valid_windows: windows whose NDCG@10 selects the epoch; if empty, the last epoch is kept.
         log: logger for one line per evaluation (defaults to this module's logger).
+        examples: (inputs [N, maxlen], targets [N]) to train on instead of the prefixes of `sequences`
+            (`window_examples`: D³'s assistant).
 
     Returns:
         The model with the best validation state, in eval mode; ``model.train_log`` holds the curve.
     """
     log = log or logging.getLogger(__name__)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    inputs, targets = _prefix_examples(sequences, cfg.maxlen)
+    inputs, targets = examples if examples is not None else _prefix_examples(sequences, cfg.maxlen)
     model = SASRecModel(n_items, cfg).to(device)
     # Adam with upstream's beta2 = 0.98; weight decay is coupled L2 like upstream's embedding regulariser.
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
@@ -213,22 +242,29 @@ def train_sasrec(
     return model.eval()
 
 
-def sasrec_cache_path(ctx: RunContext, cfg: SASRecConfig) -> Path:
-    """Where `get_sasrec` keeps the checkpoint: keyed by the config, the data hash and the seed."""
-    key = json.dumps(
-        {"cfg": asdict(cfg), "data": ctx.data.data_hash, "seed": ctx.seed, "version": _CACHE_VERSION}, sort_keys=True
-    )
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return Path(ctx.cache_dir) / "sasrec" / f"{ctx.data.name}-{digest}.pt"
+def sasrec_cache_path(ctx: RunContext, cfg: SASRecConfig, windows: list[Window] | None = None) -> Path:
+    """Where `get_sasrec` keeps the checkpoint: keyed by the config, the data hash and the seed, and for a model
+    trained on `windows` (D³'s assistant) by those windows' content too, so it never shares the `sasrec` row's
+    checkpoint (whose key, without windows, is unchanged)."""
+    key = {"cfg": asdict(cfg), "data": ctx.data.data_hash, "seed": ctx.seed, "version": _CACHE_VERSION}
+    name = ctx.data.name
+    if windows is not None:
+        rows = [[w.user, list(w.history), list(w.target)] for w in windows]
+        key["train"] = {"examples": "window_targets", "windows": hashlib.sha256(json.dumps(rows).encode()).hexdigest()}
+        name += "-windows"
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(ctx.cache_dir) / "sasrec" / f"{name}-{digest}.pt"
 
 
-def get_sasrec(ctx: RunContext, cfg: SASRecConfig) -> SASRecModel:
-    """Train SASRec on the ``sft`` users' sequences once per (config, data, seed); later calls load the checkpoint.
+def get_sasrec(ctx: RunContext, cfg: SASRecConfig, windows: list[Window] | None = None) -> SASRecModel:
+    """Train SASRec once per (config, data, seed[, windows]); later calls load the checkpoint.
 
+    ``windows=None`` (the `sasrec` row): every prefix of the ``sft`` users' full sequences. Given `windows` (D³'s
+    assistant: the LLM's SFT training windows): `window_examples` of exactly those windows, cached apart.
     Training runs under ``ctx.seed`` in a forked RNG, so the checkpoint is a function of its cache key and the
     caller's random stream is left untouched. Validation uses the ``valid`` split's windows.
     """
-    path = sasrec_cache_path(ctx, cfg)
+    path = sasrec_cache_path(ctx, cfg, windows)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if path.exists():
         blob = torch.load(path, map_location=device, weights_only=True)
@@ -239,7 +275,9 @@ def get_sasrec(ctx: RunContext, cfg: SASRecConfig) -> SASRecModel:
         return model.eval()
     with torch.random.fork_rng(devices=[torch.cuda.current_device()] if device.type == "cuda" else []):
         torch.manual_seed(ctx.seed)
-        model = train_sasrec(ctx.data.sequences["sft"], ctx.data.n_items, cfg, ctx.data.splits["valid"], ctx.log)
+        examples = None if windows is None else window_examples(windows, cfg.maxlen)
+        model = train_sasrec(ctx.data.sequences["sft"], ctx.data.n_items, cfg, ctx.data.splits["valid"], ctx.log,
+                             examples=examples)
     blob = {
         "cfg": asdict(cfg),
         "n_items": model.n_items,

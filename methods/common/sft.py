@@ -221,4 +221,64 @@ def load_sft(path: Path):
     return model, tok, info
 
 
+def continue_sft(ctx, start: Path, rows: list[Window], *, batch: int, lr: float, lr_scheduler: str, out: Path,
+                 save_every: int) -> tuple[Path, dict]:
+    """A fixed budget of SFT from the model at `start`: one optimiser step per `batch` CONSECUTIVE rows of `rows`
+    (len(rows) / batch steps; no shuffling, no evaluation, no early stopping, no checkpoint selection). Returns
+    (``out/model``, its info: steps, sequences, tokens, seconds, loss curve); resumable from ``out/work``.
+
+    Examples and loss are the shared SFT's (`prompt_completion`: prompt + the window's target list; completion-only
+    unless ``profile.sft_completion_only`` is False; ``profile.sft_label_smoothing``; the model's dropout on, as SFT
+    trains). The optimiser is `train_grpo`'s (AdamW at `lr` with `lr_scheduler`, no warm-up, no weight decay,
+    grad-norm clip 1.0), so a caller that passes an alignment method's lr and schedule changes only the objective.
+    The caller orders `rows` (e.g. successive seeded passes over a window set: methods/sft_align.py)."""
+    from accelerate import PartialState
+    from datasets import Dataset as HFDataset
+
+    final, info_name = out / "model", "continued_sft.json"
+    if (final / info_name).exists():
+        return final, json.loads((final / info_name).read_text())
+    state = PartialState()
+    n_proc = state.num_processes
+    if not rows or len(rows) % batch or batch % n_proc:
+        raise ValueError(f"continue_sft: {len(rows)} rows must be a positive multiple of the batch ({batch}), and the "
+                         f"batch a multiple of the {n_proc} processes")
+    steps = len(rows) // batch
+    model, tok, _ = load_sft(start)
+    work = out / "work"
+    args = SFTConfig(
+        output_dir=str(work), seed=ctx.seed, data_seed=ctx.seed, per_device_train_batch_size=batch // n_proc,
+        gradient_accumulation_steps=1, max_steps=steps, train_sampling_strategy="sequential",
+        learning_rate=lr, lr_scheduler_type=lr_scheduler, warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
+        label_smoothing_factor=ctx.profile.sft_label_smoothing, completion_only_loss=ctx.profile.sft_completion_only,
+        max_length=1024, bf16=ctx.profile.bf16, use_cpu=not torch.cuda.is_available(), gradient_checkpointing=False,
+        logging_steps=1, save_strategy="steps", save_steps=max(1, save_every), save_total_limit=1,
+        save_only_model=False, include_num_input_tokens_seen=True, dataloader_num_workers=0, report_to="none",
+        disable_tqdm=False,
+    )
+    trainer = SFTTrainer(model=model, args=args, processing_class=tok,
+                         train_dataset=HFDataset.from_dict(prompt_completion(ctx.data, rows, ctx.profile, tok)))
+    resume = complete_checkpoint(work)  # incomplete checkpoints (killed inside a save) are removed
+    ctx.log.info("continued SFT %s: %d rows, %d steps of %d, lr %g (%s), resume=%s", ctx.data.name, len(rows), steps,
+                 batch, lr, lr_scheduler, resume)
+    t0 = time.time()
+    res = trainer.train(resume_from_checkpoint=resume or None)
+    secs = time.time() - t0
+    st = trainer.state
+    if st.global_step != steps:
+        raise RuntimeError(f"continue_sft trained {st.global_step} steps, planned {steps}")
+    info = {"steps": st.global_step, "sequences": st.global_step * batch, "batch": batch, "seconds": secs,
+            "tokens_seen": st.num_input_tokens_seen, "train_loss": res.training_loss, "resumed": bool(resume),
+            "train_curve": [{"step": h["step"], "loss": h["loss"]} for h in st.log_history if "loss" in h],
+            "start": str(start)}
+    if state.is_main_process:
+        def save(d):
+            trainer.accelerator.unwrap_model(trainer.model).save_pretrained(d)
+            tok.save_pretrained(d)
+            (Path(d) / info_name).write_text(json.dumps(info))
+        atomic_save_dir(save, final)
+    state.wait_for_everyone()
+    return final, info
+
+
 __all__ = ["train_sft", "load_sft", "sft_dir", "prompt_completion", "SFT_SEED"]
