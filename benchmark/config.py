@@ -103,12 +103,22 @@ def check_seeds(seeds) -> list[int]:
     for s in seeds:
         if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < 2**32:
             raise UserError(f"--seeds {s!r} is invalid: expected an integer in [0, 2**32). E.g. --seeds 0 1 2")
+    repeated = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if repeated:
+        raise UserError(f"--seeds {' '.join(map(str, seeds))} repeats {', '.join(map(str, repeated))}: each seed is one "
+                        f"run. Give each seed once, e.g. --seeds {' '.join(map(str, dict.fromkeys(seeds)))}")
     return list(seeds)
 
 
 SFT_SELECT = ("loss", "ndcg", "last")  # how SFT picks its checkpoint (Profile.sft_select)
 SFT_STOP = ("select", "loss")  # what SFT's early stopping watches (Profile.sft_stop)
 ARCHS = ("llama", "gpt_neox")  # the from-scratch architecture (Profile.arch)
+# Profile.sft_scheduler: the transformers schedulers SFT can build with the arguments it passes (cosine_with_min_lr
+# gets min_lr_rate 0.1); cosine_warmup_with_min_lr, warmup_stable_decay and greedy need arguments it does not pass,
+# and reduce_lr_on_plateau steps on an evaluation metric, not per step.
+SFT_SCHEDULERS = ("cosine_with_min_lr", "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                  "constant_with_warmup", "inverse_sqrt")
+BOOL: Rule = ((lambda v: v in (True, False)), "true or false")
 
 PROFILE_RULES: dict[str, Rule] = {
     "name": ((lambda v: bool(v)), "a non-empty name"),
@@ -127,12 +137,15 @@ PROFILE_RULES: dict[str, Rule] = {
     "sft_max_time_s": above(0.0, allow_inf=True),
     "max_sft_windows": optional(at_least(1)),
     "sft_min_target": optional(at_least(1)),
+    "sft_seed": optional(at_least(0)),
     "max_eval_windows": optional(at_least(1)),
     "align_source": one_of("align", "train"),
     "sft_select": one_of(*SFT_SELECT),
     "sft_stop": one_of(*SFT_STOP),
     "sft_label_smoothing": in_range(0.0, 1.0, hi_open=True),
-}
+    "sft_scheduler": one_of(*SFT_SCHEDULERS),
+    **{k: BOOL for k in ("bf16", "exclude_history", "constrained", "sft_completion_only", "lora")},
+}  # every Profile field has a rule (tests/test_validation.py checks it)
 
 
 @dataclass(frozen=True)
@@ -162,7 +175,7 @@ class Profile:
 
     > SFT (= BIGRec = pi_ref for every alignment method)
     sft_lr, sft_batch (per device), sft_weight_decay, sft_warmup_steps, sft_scheduler: AdamW and its schedule
-        ("cosine_with_min_lr" decays to 0.1 x lr; any other name is a transformers scheduler, e.g. "linear").
+        ("cosine_with_min_lr" decays to 0.1 x lr; the others in `SFT_SCHEDULERS` are transformers', e.g. "linear").
     sft_max_epochs: the number of epochs (an upper bound unless sft_select is "last").
     sft_select: which checkpoint SFT keeps. "loss": the best validation loss; "ndcg": the best validation NDCG@5 of
         greedy constrained lists (the ranking quality the model is used for); both stop early (`sft_stop`). "last":
@@ -178,6 +191,9 @@ class Profile:
         (BIGRec upstream's train_on_inputs=True).
     sft_eval_every (steps), sft_patience (evaluations), sft_eval_windows (size of the fixed validation subset).
     sft_max_time_s: wall-time cap for SFT.
+    sft_seed: None (default): the run seed drives the SFT (initialisation, data order, the seeded window caps, hence
+        the checkpoint selection), so every seed of a table is a fresh base and the spread over seeds includes it.
+        An integer pins ONE shared base for every seed (studies that hold the base fixed); it enters the run id.
     lora: train LoRA adapters (peft) instead of all weights (pretrained models).
 
     > Data caps (smoke only: None = everything)
@@ -219,6 +235,7 @@ class Profile:
     sft_patience: int = 6
     sft_eval_windows: int = 512
     sft_max_time_s: float = 1800.0
+    sft_seed: int | None = None
     lora: bool = False
     max_sft_windows: int | None = None
     max_eval_windows: int | None = None
@@ -385,7 +402,8 @@ def _coerce(value: str, typ: Any, key: str) -> Any:
         if typ in (int, float, str):
             return typ(value)
     except ValueError:
-        raise UserError(f"--set {key}={value!r}: expected a {getattr(typ, '__name__', typ)}") from None
+        name = getattr(typ, "__name__", str(typ))
+        raise UserError(f"--set {key}={value!r}: expected {'an' if name[:1] in 'aeiou' else 'a'} {name}") from None
     raise UserError(f"--set {key}: unsupported field type {typ}")
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
-import gzip
 import hashlib
+import io
 import json
 import math
 import random
@@ -122,8 +122,10 @@ def dataset_config(d: Path) -> DataConfig:
     path = Path(d) / "dataset.json"
     if not path.exists():
         return DataConfig()
+    with _readable(path):
+        text = path.read_text(encoding="utf-8")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
     if not isinstance(raw, dict):
@@ -138,21 +140,55 @@ def dataset_config(d: Path) -> DataConfig:
         raise UserError(f"{path}: {e}") from None
 
 
+FIX = "Copy it again, or rebuild the dataset with `python -m benchmark data import`"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 @contextlib.contextmanager
 def _readable(path: Path):
-    """Turn a damaged file (truncated gzip, not gzip, not UTF-8) met while reading `path` into one UserError."""
-    fix = "Copy it again, or rebuild the dataset with `python -m benchmark data import`"
+    """Turn a file that cannot be read as text (a folder, unreadable, not UTF-8) into one UserError naming it."""
     try:
         yield
-    except gzip.BadGzipFile:
-        with open(path, "rb") as f:
-            head = f.read(16)
-        raise UserError(f"{path} is not gzip-compressed (it starts with {head!r}): compress the plain file with "
-                        f"`gzip` (FILE -> FILE.gz). {fix}") from None
-    except (EOFError, zlib.error) as e:
-        raise UserError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}). {fix}") from None
     except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}). {fix}") from None
+        line = e.object[:e.start].count(b"\n") + 1 if isinstance(e.object, bytes) else "?"
+        raise UserError(f"{path} is not UTF-8 text (line {line}, byte {e.start}: {e.reason}). Save it as UTF-8. "
+                        f"{FIX}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder, not a file. Put the file there. {FIX}") from None
+    except OSError as e:
+        raise UserError(f"{path} cannot be read ({e.strerror or e}). {FIX}") from None
+
+
+def _gunzip_text(path: Path) -> io.StringIO:
+    """The UTF-8 text of gzip file `path`, checked WHOLE (every member's CRC and length, no trailing data) before any
+    line is parsed: damage in the middle of the stream is reported as damage, never as a malformed row."""
+    with _readable(path):
+        data = Path(path).read_bytes()
+
+    def damaged(what: str) -> UserError:
+        return UserError(f"{path} is damaged ({what}). {FIX}")
+
+    if not data.startswith(GZIP_MAGIC):
+        raise UserError(f"{path} is not gzip-compressed (it starts with {data[:16]!r}): compress the plain file with "
+                        f"`gzip` (FILE -> FILE.gz). {FIX}")
+    parts, rest = [], data
+    while rest:
+        if not rest.startswith(GZIP_MAGIC):
+            if not rest.strip(b"\0"):  # zero padding after the last member is allowed (gzip ignores it)
+                break
+            raise damaged(f"{len(rest)} bytes of trailing garbage after the gzip data, at byte {len(data) - len(rest)}")
+        d = zlib.decompressobj(31)  # gzip framing: checks each member's CRC-32 and length
+        try:
+            parts.append(d.decompress(rest))
+        except zlib.error as e:  # changed bytes: an invalid deflate stream, or a CRC-32 that no longer matches
+            why = "its CRC-32 checksum does not match the data" if "incorrect data check" in str(e) else str(e)
+            raise damaged(f"corrupt: {why}") from None
+        if not d.eof:
+            raise damaged("truncated: the gzip stream ends early")
+        rest = d.unused_data
+    raw = b"".join(parts)
+    with _readable(path):
+        return io.StringIO(raw.decode("utf-8"), newline="")
 
 
 def _read_items(path: Path) -> list[dict]:
@@ -179,7 +215,9 @@ def _read_items(path: Path) -> list[dict]:
 def _read_interactions(path: Path, known: set[str]) -> dict[str, list[tuple[int, str]]]:
     """user -> [(timestamp, item_id)] in file order (stable within equal timestamps)."""
     seqs: dict[str, list[tuple[int, str]]] = {}
-    with _readable(path), gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+    seen: dict[tuple[str, ...], int] = {}  # row -> its first line
+    repeats: list[tuple[int, int, list[str]]] = []  # (line, first line, row)
+    with _gunzip_text(path) as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header != ["user_id", "item_id", "timestamp"]:
@@ -194,7 +232,17 @@ def _read_interactions(path: Path, known: set[str]) -> dict[str, list[tuple[int,
                 t = int(ts)
             except ValueError:
                 raise UserError(f"{path}, line {n}: field 'timestamp' = {ts!r} is not an integer") from None
+            key = tuple(row)
+            if key in seen:
+                repeats.append((n, seen[key], row))
+                continue
+            seen[key] = n
             seqs.setdefault(user, []).append((t, item))
+    if repeats:
+        n, first, row = repeats[0]
+        raise UserError(f"{path}: {len(repeats)} duplicated rows (e.g. line {n} repeats line {first}: "
+                        f"{','.join(row)}); each interaction must appear once (data/README.md), and a copy would "
+                        "count twice in the popularity, the windows and the targets. Remove the repeated lines")
     for user, s in seqs.items():
         s.sort(key=lambda x: x[0])  # stable: equal timestamps keep file order
     return seqs
@@ -202,7 +250,9 @@ def _read_interactions(path: Path, known: set[str]) -> dict[str, list[tuple[int,
 
 def _read_samples(path: Path, known: set[str]) -> list[dict]:
     out = []
-    with _readable(path), gzip.open(path, "rt", encoding="utf-8") as f:
+    seen: dict[tuple, int] = {}  # (history, target) -> its first line
+    repeats: list[tuple[int, int]] = []
+    with _gunzip_text(path) as f:
         for n, line in enumerate(f, 1):
             try:
                 d = json.loads(line)
@@ -215,7 +265,17 @@ def _read_samples(path: Path, known: set[str]) -> list[dict]:
                                     f"from items.jsonl, got {v!r}")
             if d.get("split") not in ("train", "test"):
                 raise UserError(f"{path}, line {n}: field 'split' must be 'train' or 'test', got {d.get('split')!r}")
+            key = (tuple(d["history"]), tuple(d["target"]))
+            if key in seen:
+                repeats.append((n, seen[key]))
+                continue
+            seen[key] = n
             out.append(d)
+    if repeats:
+        n, first = repeats[0]
+        raise UserError(f"{path}: {len(repeats)} duplicated samples (e.g. line {n} repeats the history and target of "
+                        f"line {first}); no (history, target) pair may occur twice (data/README.md): a copy counts "
+                        "twice in training and scoring, or leaks a test sample into training. Remove the repeats")
     return out
 
 
@@ -299,6 +359,9 @@ def load_dataset(name_or_path: str, data_dir: Path, cfg: DataConfig | None = Non
     if abs(sum(cfg.split_fracs) - 1) > 1e-6:
         raise UserError(f"split_fracs {cfg.split_fracs} must sum to 1")
     items_path = d / "items.jsonl"
+    for f in (items_path, d / "interactions.csv.gz", d / "samples.jsonl.gz"):
+        if f.exists() and not f.is_file():
+            raise UserError(f"{f} is a folder, not a file. Put the file there. {FIX}")
     raw_items = _read_items(items_path)
     known = {x["item_id"] for x in raw_items}
     if (d / "interactions.csv.gz").exists():
@@ -306,6 +369,23 @@ def load_dataset(name_or_path: str, data_dir: Path, cfg: DataConfig | None = Non
     if (d / "samples.jsonl.gz").exists():
         return _check_usable(_load_samples(name, d, raw_items, known, cfg), d / "samples.jsonl.gz")
     raise UserError(f"{d}: needs interactions.csv.gz or samples.jsonl.gz beside items.jsonl")
+
+
+def list_capacity(ds: Dataset, exclude_history: bool = True) -> int:
+    """The longest list of distinct valid items every window of `ds` can get: the catalogue, minus the history items
+    (up to `history_len` of them) when constrained decoding masks them (the profile's ``exclude_history``)."""
+    return ds.n_items - (ds.config.history_len if exclude_history else 0)
+
+
+def check_list_length(k: int, exclude_history: bool, ds: Dataset) -> None:
+    """Refuse a list length `k` (the profile's) that `ds` cannot fill, before any work: a UserError naming the limit."""
+    cap = list_capacity(ds, exclude_history)
+    if k > cap:
+        masked = (f" minus the {ds.config.history_len} history items that decoding masks (exclude_history)"
+                  if exclude_history else "")
+        raise UserError(f"profile field k = {k} is invalid for dataset {ds.name}: a list holds at most {cap} distinct "
+                        f"items there ({ds.n_items} catalogue items{masked}). Set it with --set k=VALUE, "
+                        f"1 <= VALUE <= {cap}")
 
 
 def _check_usable(ds: Dataset, path: Path) -> Dataset:

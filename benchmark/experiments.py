@@ -14,9 +14,14 @@ point is one policy; Fig. 4b varies τ itself. Pure data: importable by reports 
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 from benchmark.errors import unknown_name
+
+REFERENCE_DIR = "results/reference"  # the committed reproduction: `run` writes there only with --into-reference
+PROJECT = Path(__file__).resolve().parents[1]
 
 TAUS = (0.0, 0.1, 0.3, 0.5, 1.0)  # Fig. 4b
 GROUP_SIZES = (2, 4, 8, 16)  # Fig. 5 and 6
@@ -118,8 +123,12 @@ def plan_file(name: str, profile: str) -> str:
 
 def run_command(name: str, profile: str, datasets, seeds, sets: dict[str, str] | None = None,
                 results_dir: str | None = None) -> str:
-    """The command that (re)makes an experiment's runs, as `report` prints it for missing runs."""
-    cmd = (f"python -m benchmark run --experiment {name} --profile {profile} --datasets {','.join(datasets)} "
+    """The command that (re)makes an experiment's runs, as `report` prints it for missing runs (every value quoted
+    for the shell: a folder with spaces stays one argument; the committed reference needs --into-reference)."""
+    q = shlex.quote
+    cmd = (f"python -m benchmark run --experiment {q(name)} --profile {q(profile)} --datasets {q(','.join(datasets))} "
            f"--seeds {' '.join(str(s) for s in seeds)}")
-    cmd += "".join(f" --set {k}={v}" for k, v in (sets or {}).items())
-    return cmd + (f" --results-dir {results_dir}" if results_dir and results_dir != "results/runs" else "")
+    cmd += "".join(f" --set {q(f'{k}={v}')}" for k, v in (sets or {}).items())
+    if results_dir and Path(results_dir).resolve() in (Path(REFERENCE_DIR).resolve(), PROJECT / REFERENCE_DIR):
+        return cmd + f" --results-dir {q(str(results_dir))} --into-reference"
+    return cmd + (f" --results-dir {q(str(results_dir))}" if results_dir and results_dir != "results/runs" else "")

@@ -2,6 +2,8 @@
 
 * `file_lock(path)`: an exclusive ``flock`` on `path` (created) for the ``with`` block; waits, saying once who holds
   it. The kernel releases it when the holder exits, also on SIGKILL, so a killed run never leaves a stale lock.
+  ``file_lock(path, remove=True)`` also deletes the file when the block ends (a report folder keeps no
+  ``.report.lock``); a waiter that then holds the deleted file's lock notices and locks the new file instead.
 * `main_lock(path)`: the same, taken by the main process of an ``accelerate launch`` only (where only it writes:
   reference sets, caches); the other processes pass through without waiting.
 * `all_processes_lock(path)`: for a section every process enters together (a run: all ranks train). The main
@@ -37,17 +39,37 @@ def _holder(path: Path) -> str:
         return "?"
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    """`fd` is still the file at `path` (not one a `remove=True` holder deleted while we waited for it)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    fst = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
+
+
 @contextlib.contextmanager
-def _held(path: Path, acquire):
+def _held(path: Path, acquire, remove: bool = False):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            acquire(fd, path)
+        except BaseException:
+            os.close(fd)
+            raise
+        if not remove or _same_file(fd, path):  # the file's holders remove it only with remove=True
+            break
+        os.close(fd)  # the previous holder removed the file: lock the one at `path` now
     try:
-        acquire(fd, path)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)  # who holds it, for the waiting message
         yield
     finally:
+        if remove:
+            Path(path).unlink(missing_ok=True)  # still held: no one can lock this file in between
         os.close(fd)  # releases the lock
 
 
@@ -58,9 +80,9 @@ def _wait(fd: int, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path):
-    """Hold an exclusive lock on `path` for the block (waits for another holder)."""
-    with _held(path, _wait):
+def file_lock(path: Path, remove: bool = False):
+    """Hold an exclusive lock on `path` for the block (waits for another holder); `remove`: delete `path` after."""
+    with _held(path, _wait, remove):
         yield
 
 

@@ -1,5 +1,5 @@
 """List-wise recommendation metrics (design.md §3): Recall@K, NDCG@K, MGU (Eq. 16), ILD (Eq. 17), list
-quality rates, and the paired user bootstrap. Pure Python + numpy.
+quality rates, the paired user bootstrap and its two-level (seed, then user) extension. Pure Python + numpy.
 
 Conventions (every method is scored by these, so they are fixed here):
 
@@ -25,7 +25,7 @@ Conventions (every method is scored by these, so they are fixed here):
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -336,13 +336,8 @@ def paired_bootstrap(
     else:
         w = np.ones_like(x)
 
-    rng = np.random.default_rng(seed)
     n = len(users)
-    boot = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // n)  # bound memory: at most ~2M resampled indices at a time
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        boot[start : start + len(idx)] = (x[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
+    boot = _user_replicates(np.random.default_rng(seed), x[None, :], w[None, :], n_boot)[:, 0]
     mean = float((x * w).sum() / w.sum())
     out = {
         "mean": mean,
@@ -351,11 +346,143 @@ def paired_bootstrap(
         "n_users": n,
     }
     if per_user_b is not None:
-        if mean > 0:
-            crossing = float(np.mean(boot <= 0))
-        elif mean < 0:
-            crossing = float(np.mean(boot >= 0))
-        else:
-            crossing = 0.5
-        out["p_value"] = min(1.0, 2.0 * crossing)
+        out["p_value"] = _two_sided_p(mean, boot)
+    return out
+
+
+def _user_replicates(rng: np.random.Generator, x: np.ndarray, w: np.ndarray, n_boot: int) -> np.ndarray:
+    """`n_boot` user resamples, each applied to every row of `x` / `w` (shape: rows × users; a row's users of
+    weight 0 are absent from it): returns n_boot × rows weighted means (nan for a row none of whose users was
+    drawn). The draws (``rng.integers(0, n, (chunk, n))``, chunks of ~2M indices) do not depend on the number of
+    rows, so one row reproduces `paired_bootstrap` and several rows share each user resample."""
+    n = x.shape[1]
+    out = np.empty((n_boot, x.shape[0]))
+    chunk = max(1, 2_000_000 // n)  # bound memory: at most ~2M resampled indices at a time
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        for r in range(x.shape[0]):
+            wi = w[r][idx]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[start : start + len(idx), r] = (x[r][idx] * wi).sum(axis=1) / wi.sum(axis=1)
+    return out
+
+
+def _two_sided_p(mean: float, boot: np.ndarray) -> float:
+    """2 × the fraction of replicates on the other side of 0 from `mean` (0 counts as crossing), clipped to 1;
+    1.0 when `mean` is 0."""
+    if mean > 0:
+        crossing = float(np.mean(boot <= 0))
+    elif mean < 0:
+        crossing = float(np.mean(boot >= 0))
+    else:
+        crossing = 0.5
+    return min(1.0, 2.0 * crossing)
+
+
+def two_level_bootstrap(
+    per_seed_a: Mapping[Any, Mapping[str, float]],
+    per_seed_b: Mapping[Any, Mapping[str, float]] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    weights: Mapping[Any, Mapping[str, float]] | None = None,
+) -> dict[str, Any]:
+    """Two-level (seed, then user) percentile bootstrap of a cell's mean, or of the paired difference a − b.
+
+    Each training seed re-trains the whole pipeline (SFT included), so a cell's spread has two sources: which seed
+    (the base model and everything on it) and which users (the test windows). The statistic is the one the tables
+    print: per seed the weighted mean over users Σ_u w_su x_su / Σ_u w_su (with window counts as weights: the
+    seed's window mean), then the plain mean over seeds.
+
+    What is paired: seed s of a with seed s of b (the same seed drives the same base model), and within a seed
+    user u of a with user u of b (the same test windows); a seed present on one side only is DROPPED (listed in
+    ``dropped_seeds``), so the point estimate is over the common seeds only; no common seed is a ValueError.
+
+    What is resampled, per replicate: (1) S seeds with replacement out of the S common seeds; (2) the users with
+    replacement, ONE user resample per replicate applied to every drawn seed. Users are crossed with seeds, not
+    nested in them: every seed evaluates the same test users, so a user's effect is shared by the seeds, and
+    drawing users afresh within each seed would shrink the user part of the variance by 1/S. A seed whose users
+    differ (undefined MGU/ILD windows) gives weight 0 to the users it lacks. The replicate statistic is the mean
+    over the drawn seeds of each seed's weighted mean (difference) on the user resample (over the drawn seeds that
+    have a drawn user; a replicate where none has is left out, possible only with a handful of users).
+
+    Reduction: the user draws come from ``default_rng(seed)`` in `paired_bootstrap`'s order and the seed draws from
+    a second generator, ``default_rng([seed, 1])``, so with one common seed the result is exactly
+    `paired_bootstrap(a[s], b[s], n_boot, seed, weights[s])` (plus the keys above), and with S seeds of identical
+    per-user values (no seed variance) its replicates equal `paired_bootstrap`'s up to float rounding.
+
+    Args:
+        per_seed_a: ``{seed: {user: value}}`` of system a.
+        per_seed_b: the same for system b, or None for a one-sample CI of a's mean.
+        n_boot: number of bootstrap replicates.
+        seed: seed of the resampling generators.
+        weights: ``{seed: {user: weight}}`` (window counts) covering each common seed's users; None: weight 1.
+
+    Returns:
+        ``mean`` (on the full sample: the mean over common seeds of the per-seed weighted means), ``ci_low``,
+        ``ci_high`` (2.5/97.5 percentiles of the replicates), ``se`` (sample std of the replicates, ddof = 1),
+        ``per_seed`` (``{seed: weighted mean}``), ``seed_std`` (sample std of ``per_seed``, None with one seed),
+        ``n_seeds``, ``seeds``, ``dropped_seeds``, ``n_users`` (distinct users over the common seeds), and, when b
+        is given, ``p_value``: two-sided, 2 × the fraction of replicates on the other side of 0 from the observed
+        difference (a replicate of exactly 0 counts as crossing), clipped to 1; 1.0 if the observed difference
+        is 0 (`paired_bootstrap`'s convention).
+
+    Raises:
+        ValueError: no common seed, a seed without users, a and b covering different users in one seed, or weights
+            that do not cover a seed's users.
+    """
+    if per_seed_b is None:
+        common, dropped = sorted(per_seed_a), []
+    else:
+        common = sorted(set(per_seed_a) & set(per_seed_b))
+        dropped = sorted(set(per_seed_a) ^ set(per_seed_b))
+        if not common:
+            raise ValueError(f"two_level_bootstrap: no seed on both sides (a has seeds {sorted(per_seed_a)}, "
+                             f"b has seeds {sorted(per_seed_b)}); the sides are paired by seed")
+    if not common:
+        raise ValueError("two_level_bootstrap needs at least one seed")
+    users = sorted({u for s in common for u in per_seed_a[s]})
+    if not users:
+        raise ValueError("two_level_bootstrap needs at least one user")
+    col = {u: i for i, u in enumerate(users)}
+    x = np.zeros((len(common), len(users)))
+    w = np.zeros((len(common), len(users)))
+    for r, s in enumerate(common):
+        a = per_seed_a[s]
+        if not a:
+            raise ValueError(f"two_level_bootstrap: seed {s} has no users")
+        if per_seed_b is not None and set(per_seed_b[s]) != set(a):
+            only_a, only_b = len(set(a) - set(per_seed_b[s])), len(set(per_seed_b[s]) - set(a))
+            raise ValueError(f"two_level_bootstrap over different users in seed {s}: {only_a} only in a, "
+                             f"{only_b} only in b")
+        if weights is not None and set(weights.get(s, ())) != set(a):
+            raise ValueError(f"two_level_bootstrap: the weights of seed {s} must cover exactly its users")
+        for u, v in a.items():
+            x[r, col[u]] = float(v) - (float(per_seed_b[s][u]) if per_seed_b is not None else 0.0)
+            w[r, col[u]] = float(weights[s][u]) if weights is not None else 1.0
+    per_seed = (x * w).sum(axis=1) / w.sum(axis=1)
+    mean = float(np.mean(per_seed))
+
+    stats = _user_replicates(np.random.default_rng(seed), x, w, n_boot)  # n_boot × S: every seed, one user draw
+    if len(common) == 1:
+        boot = stats[:, 0]
+    else:
+        draws = np.random.default_rng([seed, 1]).integers(0, len(common), size=(n_boot, len(common)))
+        picked = np.take_along_axis(stats, draws, axis=1)
+        defined = ~np.isnan(picked)
+        with np.errstate(invalid="ignore"):  # nan: no drawn seed has a drawn user (tiny samples only)
+            boot = np.where(defined, picked, 0.0).sum(axis=1) / defined.sum(axis=1)
+    out = {
+        "mean": mean,
+        "ci_low": float(np.nanpercentile(boot, 2.5)),
+        "ci_high": float(np.nanpercentile(boot, 97.5)),
+        "se": float(np.nanstd(boot, ddof=1)) if n_boot > 1 else 0.0,
+        "per_seed": {s: float(v) for s, v in zip(common, per_seed)},
+        "seed_std": float(np.std(per_seed, ddof=1)) if len(common) > 1 else None,
+        "n_seeds": len(common),
+        "seeds": common,
+        "dropped_seeds": dropped,
+        "n_users": len(users),
+    }
+    if per_seed_b is not None:
+        out["p_value"] = _two_sided_p(mean, boot[~np.isnan(boot)])
     return out

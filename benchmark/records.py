@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import math
 import warnings
 import zlib
 from pathlib import Path
@@ -56,6 +57,29 @@ REQUIRED_KEYS = ("run_id", "method", "display_name", "category", "dataset", "pro
 # the metric Table 1, the significance, sanity and GRPO tables read from every record of a decoded split (Table 3
 # shows "—" for any other metric a record lacks)
 REQUIRED_METRICS = ("ndcg@5",)
+# The range of every metric `benchmark.metrics.score_lists` writes (a value outside is impossible, so the record is
+# damaged or edited): rates in [0, 1], MGU in [0, 2] (at most 2/|C|), counts integers >= 0. A metric not named here
+# must be a finite number; `mgu`/`ild` may be None (undefined on every window).
+RATE = (0.0, 1.0)
+METRIC_RANGES = {"mgu": (0.0, 2.0), "ild": RATE, "valid_rate": RATE, "duplicate_rate": RATE, "coverage": RATE,
+                 "mean_list_len": (0.0, math.inf)}
+COUNT_METRICS = ("mgu_n", "ild_n", "coverage_items", "n_windows")
+OPTIONAL_METRICS = ("mgu", "ild")
+
+
+def metric_problem(name: str, value: Any) -> str | None:
+    """Why `value` is impossible for metric `name`, or None (see `METRIC_RANGES`)."""
+    if value is None and name in OPTIONAL_METRICS:
+        return None
+    if name in COUNT_METRICS:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return None if ok else "expected an integer >= 0"
+    lo, hi = RATE if name.startswith(("recall@", "ndcg@")) else METRIC_RANGES.get(name, (-math.inf, math.inf))
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return f"expected a finite number in [{lo:g}, {hi:g}]"
+    if not lo <= value <= hi:
+        return f"expected a number in [{lo:g}, {hi:g}]"
+    return None
 # The method flags of records written before records carried them (`oracle`, `role`: methods/base.py). The ONE place
 # that knows methods by name; tests/test_registry.py checks it against the classes. Newer records carry the flags.
 LEGACY_FLAGS = {
@@ -93,7 +117,8 @@ def _readable(path: Path):
 
 def schema_problem(rec: Any) -> str | None:
     """What makes `rec` (a parsed record) not a valid run record, or None: not an object, a key of `REQUIRED_KEYS`
-    missing, or a `REQUIRED_METRICS` value missing from a decoded split."""
+    missing, a metric outside its range or not finite (`metric_problem`), or a `REQUIRED_METRICS` value missing
+    from a decoded split."""
     if not isinstance(rec, dict):
         return "expected a JSON object"
     missing = [k for k in REQUIRED_KEYS if k not in rec]
@@ -101,6 +126,12 @@ def schema_problem(rec: Any) -> str | None:
         return f"missing keys {', '.join(missing)}"
     for field in ("metrics", "metrics_valid"):
         m = rec.get(field) or {}
+        if not isinstance(m, dict):
+            return f"{field} is not an object"
+        for name, value in m.items():  # every value in its range, also for a split a tuning run did not decode
+            bad = metric_problem(name, value)
+            if bad:
+                return f"{field} {name} = {value!r} is impossible: {bad}"
         if field == "metrics" and is_sweep(rec):
             continue  # a tuning record decoded no test window
         lost = [k for k in REQUIRED_METRICS if not isinstance(m.get(k), (int, float))]
@@ -121,7 +152,8 @@ def load_record(path: Path) -> dict[str, Any]:
         raise UserError(f"malformed run record {path}: {e}") from e
     problem = schema_problem(rec)
     if problem:
-        fix = ". Run it again (delete the record) or remove it from the results folder" if "lacks" in problem else ""
+        fix = (". Run it again (delete the record) or remove it from the results folder"
+               if "lacks" in problem or "impossible" in problem else "")
         raise UserError(f"malformed run record {path}: {problem}{fix}")
     rec["_path"] = str(path)
     return with_flags(rec)

@@ -7,7 +7,8 @@ Deviations (docs/methods.md §1.4, §7): a list of K titles per window instead o
 (upstream trains on inputs too); grounding is exact through constrained decoding instead of L2 nearest neighbour
 in embedding space (the unconstrained mode keeps a fuzzy/embedding fallback). The checkpoint is chosen by validation
 loss with early stopping, as upstream does. This SFT checkpoint is pi_ref and the initial policy of every alignment
-method; it is trained once per (dataset, profile) and shared.
+method; it is trained once per (dataset, profile, seed) and shared by that seed's methods (the run seed drives it;
+the profile field `sft_seed` pins one base for every seed).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class BIGRec(Method):
     def fit(self, ctx: RunContext) -> dict:
         from methods.common.sft import load_sft, train_sft
 
-        path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
+        path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log, seed=ctx.seed)
         self.model, self.tok, info = load_sft(path)
         ctx.stats["sft"] = info
         return {"sft_checkpoint": str(path)}

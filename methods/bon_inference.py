@@ -41,7 +41,7 @@ class BoNInference(Method):
     def fit(self, ctx: RunContext) -> dict:
         from methods.common.sft import load_sft, train_sft
 
-        path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
+        path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log, seed=ctx.seed)
         self.model, self.tok, _ = load_sft(path)
         return {"sft_checkpoint": str(path)}
 

@@ -64,10 +64,10 @@ def sft_training_windows(ctx: RunContext) -> list:
     """The windows the shared SFT checkpoint trains on (methods/common/sft.py `_train_sft`): the profile's
     `sft_windows` capped to ``max_sft_windows`` with the SFT's seed."""
     from benchmark.data import cap_windows, sft_windows
-    from methods.common.sft import SFT_SEED
+    from methods.common.sft import sft_seed
 
     p = ctx.profile
-    return cap_windows(sft_windows(ctx.data, p.align_source, p.sft_min_target), p.max_sft_windows, SFT_SEED)
+    return cap_windows(sft_windows(ctx.data, p.align_source, p.sft_min_target), p.max_sft_windows, sft_seed(p, ctx.seed))
 
 
 @register_method("d3")
@@ -102,7 +102,7 @@ class D3(Method):
         if self.config.assistant_data not in ASSISTANT_DATA:
             raise ValueError(f"d3 assistant_data must be one of {', '.join(ASSISTANT_DATA)}, "
                              f"got {self.config.assistant_data!r}")
-        path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
+        path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log, seed=ctx.seed)
         self.model, self.tok, _ = load_sft(path)
         cfg = sasrec_profile_config(ctx.profile.name)  # the sasrec row's hyper-parameters
         windows = sft_training_windows(ctx) if self.config.assistant_data == "sft_windows" else None

@@ -179,8 +179,6 @@ class ReRe(Method):
         return {"model": str(final)}
 
     def _train(self, ctx: RunContext) -> Path:
-        from accelerate import PartialState
-
         from methods.common.grpo import check_settings, finished_grpo, train_grpo
         from methods.common.llm import get_trie
         from methods.common.sft import load_sft, train_sft
@@ -190,8 +188,7 @@ class ReRe(Method):
         done = finished_grpo(ctx)
         if done is not None:
             return done
-        with PartialState().main_process_first():
-            sft_path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
+        sft_path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log, seed=ctx.seed)  # all processes, together
         _, tok, _ = load_sft(sft_path)
         train_w, valid_w = alignment_subset(ctx.data, cfg.n_align_train, cfg.n_align_valid, ctx.seed,
                                             ctx.profile.align_source)

@@ -99,14 +99,11 @@ class SFTAlign(Method):
             check_fields(self, "config", {k: GRPO_RULES[k] for k in BON_FIELDS})
 
     def fit(self, ctx: RunContext) -> dict:
-        from accelerate import PartialState
-
         from benchmark.data import alignment_subset
         from methods.common.sft import continue_sft, load_sft, train_sft
 
         cfg = self.config
-        with PartialState().main_process_first():
-            sft_path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
+        sft_path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log, seed=ctx.seed)  # all processes, together
         train_w, _ = alignment_subset(ctx.data, cfg.n_align_train, cfg.n_align_valid, ctx.seed,
                                       ctx.profile.align_source)
         steps, batch = bon_budget(cfg)

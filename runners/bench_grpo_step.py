@@ -39,7 +39,7 @@ from methods.common.trie import ListConstraintProcessor
 
 def minimal_steps(ctx, cfg: BladeConfig, steps: int) -> list[float]:
     """~60 lines of plain PyTorch GRPO (the reference of docs/grpo_cost.md), BLADE reward included."""
-    path = train_sft(ctx.data, ctx.profile, ctx.cache_dir)
+    path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, seed=ctx.seed)
     policy, tok, _ = load_sft(path)
     ref_model = copy.deepcopy(policy).eval()
     policy.train()

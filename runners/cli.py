@@ -1,6 +1,7 @@
 """Command line: ``python -m benchmark run | report | profiles | ls | data stats | data import``.
 
-User errors (unknown names, malformed files, bad --set values) print one line and exit 2, without a traceback.
+User errors (unknown names, malformed files, bad --set values, bad flags) print one line and exit 2, without a
+traceback, before any work.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -28,12 +30,31 @@ RUNS_DIR = "results/runs"  # where `run` writes by default, and what `report` re
 RUNS_OUT = "reports/runs"  # ... into here (not committed)
 REFERENCE_DIR = "results/reference"  # the committed reproduction
 REFERENCE_OUT = "reports"  # ... and its committed report (`report --reference`)
+REFERENCE_PROFILES = ("cpu", "paper")  # the profiles the committed reproduction is made with (`run --into-reference`)
+PROJECT = Path(__file__).resolve().parents[1]
+# Libraries that log at INFO (fontTools' "GSUB pruned" while `report` writes PDFs, ...): WARNING and above only, so
+# that a refusal is the one line on stderr.
+QUIET_LOGGERS = ("datasets", "transformers", "accelerate", "urllib3", "filelock", "fontTools", "matplotlib", "PIL",
+                 "huggingface_hub", "torch", "trl", "peft", "httpx")
+# Cache subfolders a run writes (methods/common/: SFT checkpoints, tokenizers, reference sets, SASRec; runs: locks
+# and per-run state), checked before any work like the cache folder itself.
+CACHE_SUBDIRS = ("runs", "sft", "tokenizers", "refsets", "sasrec")
+
+
+def _is_reference(path) -> bool:
+    """`path` is the committed reproduction's folder (relative to here or to the project)."""
+    p = Path(path).resolve()
+    return p in (Path(REFERENCE_DIR).resolve(), PROJECT / REFERENCE_DIR)
 
 
 def _datasets(arg: str) -> list[str]:
     names = [d.strip() for d in arg.split(",") if d.strip()]
     if not names:
         raise UserError(f"--datasets {arg!r} is empty. Give comma-separated names ({', '.join(DATASETS)}) or folders")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"--datasets {arg} names {', '.join(twice)} twice: each dataset is planned once. Give it "
+                        f"once: --datasets {','.join(dict.fromkeys(names))}")
     for n in names:
         if n not in DATASETS and not Path(n).is_dir():
             raise unknown_name("dataset", n, DATASETS)
@@ -48,9 +69,10 @@ def cmd_run(a) -> int:
 
     # everything the user gave is checked before any work: names, values, output places, then the data
     profile = get_profile(a.profile)
+    results_dir = _results_dir(a)
     overrides = split_overrides(a.set)
     splits = tuple(a.splits.split(","))
-    if a.experiment:
+    if a.experiment is not None:  # "" is an (unknown) experiment name, not "no experiment"
         from benchmark.experiments import components
 
         if a.methods is not None:
@@ -65,19 +87,24 @@ def cmd_run(a) -> int:
         names = _datasets("steam" if a.datasets is None else a.datasets)
         sets = route_sets(overrides, profile, methods)  # parsed above and routed here, once
         resolve_sets(methods, profile, a.seeds or [0], sets)
-    results_dir, cdir = Path(a.results_dir), Path(a.cache_dir) if a.cache_dir else cache_dir()
+    cdir = Path(a.cache_dir) if a.cache_dir else cache_dir()
     check_output_dir(results_dir, "--results-dir")
     check_output_dir(cdir, "--cache-dir")
     dd = data_dir(a.data_dir)
     datasets = [load_dataset(n, dd) for n in names]
+    twice = sorted({d.name for d in datasets if [e.name for e in datasets].count(d.name) > 1})
+    if twice:
+        raise UserError(f"--datasets {a.datasets} gives dataset {', '.join(twice)} twice (by name and by folder): "
+                        "records are kept per dataset name. Give each dataset once")
     plans = []
-    if a.experiment:
+    if a.experiment is not None:
         from runners.experiments import expand
 
-        specs, plans = expand(a.experiment, datasets, profile, a.seeds, overrides, a.results_dir,
+        specs, plans = expand(a.experiment, datasets, profile, a.seeds, overrides, str(results_dir),
                               own_datasets=a.datasets is None)
     else:
         specs = plan_sets(methods, datasets, profile, a.seeds or [0], sets, splits=splits)
+    _check_specs(specs, results_dir, cdir, bool(plans))
     if a.dry_run:
         from runners.plan import describe
 
@@ -92,25 +119,71 @@ def cmd_run(a) -> int:
         for p in plans:  # before any run: `report` names what is still missing
             write_plan(results_dir, p)
     log = logging.getLogger("benchmark")
-    log.info("planned %d runs (%s x %s) -> %s", len(specs), a.experiment or ",".join(methods), ",".join(names),
-             results_dir)
+    log.info("planned %d runs (%s x %s) -> %s", len(specs), a.experiment if a.experiment is not None
+             else ",".join(methods), ",".join(names), results_dir)
     t0 = time.time()
     for n, spec in enumerate(specs, 1):
         log.info("[%d/%d] %.0fs elapsed", n, len(specs), time.time() - t0)
         execute(spec, results_dir, cdir)
     if is_main_process():
-        print(_summary(specs, results_dir, a))
+        print(_summary(specs, results_dir))
     return 0
 
 
-def _summary(specs, results_dir: Path, a) -> str:
-    """What the run produced (or found finished), as a compact table, and the command that reports it."""
+def _results_dir(a) -> Path:
+    """`run`'s records folder. The committed reproduction (results/reference) only with --into-reference, and only
+    for the profiles it is made with: a smoke or tuning run never lands there."""
+    if a.into_reference:
+        if a.results_dir is not None and not _is_reference(a.results_dir):
+            raise UserError(f"--into-reference writes into {REFERENCE_DIR}; it excludes --results-dir "
+                            f"{a.results_dir}. Give one of them")
+        if a.profile not in REFERENCE_PROFILES:
+            raise UserError(f"--into-reference: the committed reproduction is made with the "
+                            f"{' or '.join(REFERENCE_PROFILES)} profile, not {a.profile}. Drop --into-reference "
+                            f"(runs go to {RUNS_DIR}) or choose --profile {REFERENCE_PROFILES[0]}")
+        if a.splits != "valid,test":
+            raise UserError("--into-reference with --splits valid: tuning runs never go into the committed "
+                            "reproduction. Drop --into-reference (give --results-dir results/tuning)")
+        return Path(REFERENCE_DIR)
+    if a.results_dir is not None and _is_reference(a.results_dir):
+        raise UserError(f"--results-dir {a.results_dir} is the committed reference reproduction: add "
+                        f"--into-reference to write there ({' or '.join(REFERENCE_PROFILES)} profile only), or "
+                        f"choose another --results-dir (default {RUNS_DIR})")
+    return Path(a.results_dir or RUNS_DIR)
+
+
+def _check_specs(specs, results_dir: Path, cdir: Path, plans: bool) -> None:
+    """What the planned runs need, checked before any work: each dataset can fill a list of the profile's k items,
+    and every folder the runs write below --results-dir and --cache-dir is writable (not only the top folders)."""
+    from benchmark.data import check_list_length
+    from benchmark.io import check_output_dir
+
+    seen = set()
+    for s in specs:
+        if (s.dataset, s.profile.k, s.profile.exclude_history) not in seen:
+            seen.add((s.dataset, s.profile.k, s.profile.exclude_history))
+            check_list_length(s.profile.k, s.profile.exclude_history, s.data)
+    subdirs = dict.fromkeys([results_dir / s.dataset / s.method for s in specs]
+                            + ([results_dir / "experiments"] if plans else []))
+    for d in subdirs:
+        check_output_dir(d, "--results-dir")
+    for name in CACHE_SUBDIRS:
+        check_output_dir(cdir / name, "--cache-dir")
+
+
+def _summary(specs, results_dir: Path) -> str:
+    """What the run produced (or found finished), as a compact table, and the command that reports it (its paths
+    quoted for the shell)."""
     from benchmark.records import load_record
     from benchmark.reporting.summary import run_summary
     from benchmark.records import record_path
 
     records = [load_record(record_path(results_dir, s.dataset, s.method, s.run_id)) for s in specs]
-    report = "python -m benchmark report" + ("" if a.results_dir == RUNS_DIR else f" --results-dir {a.results_dir}")
+    report = "python -m benchmark report"
+    if _is_reference(results_dir):
+        report += " --reference"
+    elif results_dir.resolve() != Path(RUNS_DIR).resolve():
+        report += f" --results-dir {shlex.quote(str(results_dir))}"
     return f"\n{run_summary(records)}\n\nrecords in {results_dir}; tables and figures: {report}"
 
 
@@ -126,7 +199,7 @@ def cmd_report(a) -> int:
         raise UserError(f"{REFERENCE_OUT}/ holds the committed reference report: render it with "
                         "`python -m benchmark report --reference`, or choose another --out")
     command = "python -m benchmark report" + (" --reference" if a.reference else "".join(
-        f" {flag} {v}" for flag, v in (("--results-dir", a.results_dir), ("--out", a.out)) if v))
+        f" {flag} {shlex.quote(v)}" for flag, v in (("--results-dir", a.results_dir), ("--out", a.out)) if v))
     report = render_all(Path(results_dir), Path(out), command)
     for line in report.skipped:
         print(f"skipped {line}")
@@ -230,8 +303,15 @@ def _experiments() -> list[str]:
     return list(EXPERIMENTS)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are a UserError: one line and exit 2 (not argparse's usage block)."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message}. See `{self.prog} --help`")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m benchmark", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="train and evaluate methods; one record per (method, dataset, seed)")
@@ -247,7 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a profile field or a method config field (repeatable); METHOD.KEY=VALUE names the "
                         "method (a bare key that several selected methods share is an error)")
     r.add_argument("--data-dir", default=None, help="default: $BENCHMARK_DATA_DIR, else ./data")
-    r.add_argument("--results-dir", default=RUNS_DIR)
+    r.add_argument("--results-dir", default=None, help=f"where the records go (default {RUNS_DIR})")
+    r.add_argument("--into-reference", action="store_true",
+                   help=f"write into the committed reproduction, {REFERENCE_DIR} (cpu and paper profiles only); "
+                        "--results-dir never points there without it")
     r.add_argument("--cache-dir", default=None, help="default: $BENCHMARK_CACHE_DIR, else ./cache")
     r.add_argument("--splits", default="valid,test", choices=["valid,test", "valid"],
                    help="'valid' for tuning and sweeps: the test split is never decoded (records carry no test "
@@ -343,12 +426,17 @@ def _relaunch_on_cpu(n: int, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if not sys.stderr.isatty():  # a log file: no progress-bar redraws from the Hugging Face libraries (set before
+        for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):  # they are imported)
+            os.environ.setdefault(var, "1")
     n = _accelerate_cpu_processes()
     if n > 1:
         return _relaunch_on_cpu(n, sys.argv[1:] if argv is None else argv)
     _cpu_distributed_env()
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.fn(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.data import cap_windows
+from benchmark.data import cap_windows, check_list_length
+from benchmark.errors import BrokenList
 from benchmark.faults import fault_point
 from benchmark.io import remove_stale_tmps
 from benchmark.locks import all_processes_lock
@@ -40,6 +41,36 @@ def seed_everything(seed: int) -> None:
 
 def eval_windows(spec: RunSpec, split: str):
     return cap_windows(spec.data.splits[split], spec.profile.max_eval_windows, seed=0)
+
+
+def check_lists(spec: RunSpec, lists, windows, split: str) -> None:
+    """Under constrained decoding (the profile's ``constrained``) every list has exactly k distinct catalogue items,
+    none from the window's history when ``exclude_history``. A list that breaks this (a diverged model's NaN scores,
+    a broken method) fails the run before its record is written: `BrokenList`, one line naming the list."""
+    p, n_items = spec.profile, spec.data.n_items
+    if len(lists) != len(windows):
+        raise BrokenList(f"{spec.method} on {spec.dataset}: {len(lists)} {split} lists for {len(windows)} windows. "
+                         "No record was written")
+    if not p.constrained:
+        return  # unconstrained decoding may emit invalid or repeated items: valid_rate / duplicate_rate measure them
+    for lst, w in zip(lists, windows):
+        items = list(lst)
+        bad = next((i for i in items if not isinstance(i, (int, np.integer)) or not 0 <= int(i) < n_items), None)
+        if len(items) != p.k:
+            problem = f"{len(items)} items, not k = {p.k}"
+        elif bad is not None:
+            shown_bad = int(bad) if isinstance(bad, (int, np.integer)) else repr(bad)
+            problem = f"item {shown_bad}, not a catalogue item (0 to {n_items - 1})"
+        elif len(set(map(int, items))) != len(items):
+            problem = "a repeated item"
+        elif p.exclude_history and set(map(int, items)) & set(w.history):
+            problem = "an item of its history (exclude_history)"
+        else:
+            continue
+        shown = ", ".join(map(str, items[:12])) + (", ..." if len(items) > 12 else "")
+        raise BrokenList(f"{spec.method} on {spec.dataset} (seed {spec.seed}): the {split} list for user {w.user!r} has "
+                         f"{problem}: [{shown}]. Constrained decoding forbids it (a diverged model, or a bug in the "
+                         "method). No record was written")
 
 
 def _score(ds, lists, windows, k):
@@ -91,6 +122,7 @@ def execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
 def _execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
     cls = get_method(spec.method)
     ds, profile = spec.data, spec.profile
+    check_list_length(profile.k, profile.exclude_history, ds)  # the CLI checked it already; Python callers too
     seed_everything(spec.seed)
     run_dir = cache_dir / "runs" / spec.run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +141,7 @@ def _execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
     t0 = time.time()
     valid_lists = method.recommend(ctx, valid)
     valid_s = time.time() - t0
+    check_lists(spec, valid_lists, valid, "validation")
     metrics_valid, per_window_valid = _score(ds, valid_lists, valid, profile.k)
 
     test, test_lists, per_window, metrics, recommend_s, test_tokens = [], [], [], {}, None, 0
@@ -118,6 +151,7 @@ def _execute(spec: RunSpec, results_dir: Path, cache_dir: Path) -> dict | None:
         t0 = time.time()
         test_lists = method.recommend(ctx, test)
         recommend_s = time.time() - t0
+        check_lists(spec, test_lists, test, "test")
         test_tokens = ctx.stats.get("tokens_generated", 0) - tokens_before
         metrics, per_window = _score(ds, test_lists, test, profile.k)
         log.info("%s/%s seed %d: test NDCG@5 %.4f R@5 %.4f (valid NDCG@5 %.4f), fit %.1fs, recommend %.1fs",

@@ -28,12 +28,16 @@ class RunSpec:
 
 
 def parse_methods(arg: str) -> list[str]:
-    """``a,b`` or ``all``; unknown names raise with the valid ones."""
+    """``a,b`` or ``all``; unknown or repeated names raise (an unknown one with the valid ones)."""
     names = all_methods() if arg.strip() == "all" else [m.strip() for m in arg.split(",") if m.strip()]
     for n in names:
         get_method(n)
     if not names:
         raise UserError("--methods is empty. Give a comma-separated list or 'all'")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"--methods {arg} names {', '.join(twice)} twice: each method is planned once. Give it once: "
+                        f"--methods {','.join(dict.fromkeys(names))}")
     return names
 
 
@@ -156,7 +160,7 @@ def plan(methods: list[str], datasets: list[Dataset], profile: Profile, seeds: l
 
 def plan_sets(methods: list[str], datasets: list[Dataset], profile: Profile, seeds: list[int], sets: Sets,
               splits: tuple[str, ...] = ("valid", "test")) -> list[RunSpec]:
-    """Datasets outermost (one SFT per dataset is shared by its runs), then methods in registry order, then seeds.
+    """Datasets outermost, then methods in registry order, then seeds (one SFT per dataset and seed: its runs share it).
 
     `profile` is the profile before ``--set``: each dataset gets its own values (config.DATASET_OVERRIDES), then the
     routed profile sets on top."""
@@ -198,7 +202,9 @@ def stages(spec: RunSpec, n_processes: int = 1) -> list[str]:
                 f"{'NDCG@5' if p.sft_select == 'ndcg' else 'loss'} every {p.sft_eval_every} steps, stopping after "
                 f"{p.sft_patience} evaluations without a better {watched}")
         short = " (shorter-target ones too)" if p.sft_min_target is not None else ""
-        out.append(f"SFT (shared by every LLM method): {n:,} windows{short} of {_source(p)}, batch {p.sft_batch} x "
+        base = (f"seed {spec.seed}" if p.sft_seed is None else f"pinned seed {p.sft_seed}")
+        out.append(f"SFT ({base}, shared by that seed's LLM methods): {n:,} windows{short} of {_source(p)}, "
+                   f"batch {p.sft_batch} x "
                    f"{n_processes} process(es), {p.sft_max_epochs:g} epochs at lr {p.sft_lr:g} = {stop}")
     if hasattr(c, "n_align_train"):
         pool = alignment_pool(ds, p.align_source)
@@ -208,7 +214,7 @@ def stages(spec: RunSpec, n_processes: int = 1) -> list[str]:
                    f"windows sampled from the {len(pool):,} {what}; valid and train users disjoint")
         if getattr(c, "M", 0):
             out.append(f"reference set: M = {c.M} lists x {c.n_align_train:,} prompts sampled once from pi_ref "
-                       f"(cached per SFT checkpoint and M, shared by seeds and sweeps)")
+                       f"(cached per SFT checkpoint and M: per seed, shared by sweeps)")
         if hasattr(c, "prompts_per_step"):
             steps = c.max_steps if getattr(c, "max_steps", -1) > 0 else math.ceil(
                 math.ceil(c.n_align_train / c.prompts_per_step) * c.epochs)

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         ds = load_dataset(name, data_dir())
         ctx = RunContext(data=ds, profile=profile, seed=a.seed, run_dir=Path("."), cache_dir=cache_dir(),
                          log=logging.getLogger("benchmark"))
-        sft = train_sft(ds, profile, ctx.cache_dir)
+        sft = train_sft(ds, profile, ctx.cache_dir, seed=a.seed)
         train_w, _ = alignment_subset(ds, cfg.n_align_train, cfg.n_align_valid, a.seed)
         pos = {w: i for i, w in enumerate(ds.splits["align"])}
         idx = [pos[w] for w in train_w]

@@ -131,3 +131,19 @@ def test_run_ends_with_its_table_and_report_shows_the_users_runs(data_dir, tmp_p
     assert main(["run", "--methods", "pop", "--datasets", "steam", "--profile", "smoke", "--data-dir",
                  str(data_dir)]) == 0
     assert "Pop " in capsys.readouterr().out
+
+
+def test_third_party_libraries_log_warnings_only(capsys):
+    """Issue 25: `report` printed fontTools' "INFO GSUB pruned" lines; a refusal must be the only line."""
+    import logging
+
+    assert main(["run", "--set", "k=0"]) == 2
+    for name in ("fontTools.subset", "matplotlib.font_manager", "datasets", "transformers", "accelerate", "urllib3",
+                 "filelock"):
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING, name
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_empty_experiment_name_is_an_unknown_experiment(capsys):
+    assert main(["run", "--experiment", "", "--dry-run"]) == 2  # was: every method planned (`if a.experiment:`)
+    assert "unknown experiment ''" in capsys.readouterr().err

@@ -156,3 +156,100 @@ def test_load_predictions_raises_user_error(pop_results, tmp_path):
     rec.with_name(r["valid_predictions_file"]).write_bytes(b"\x1f\x8b\x08garbage")
     with pytest.raises(UserError, match="damaged predictions file"):
         load_predictions(r, "valid_predictions_file")
+
+
+# --- issue 25: a refused report writes nothing; impossible metrics; the report lock; quoted commands -------------
+
+def test_a_refused_report_writes_nothing(pop_results, tmp_path, capsys):
+    """A damaged predictions file is found while the tables are rendered: before issue 25 Tables 1 and 2 were
+    already written when the report was refused. Now every output renders in memory first."""
+    res, rec, _ = _copy(pop_results, tmp_path)
+    _truncate(rec.with_name(json.loads(rec.read_text())["predictions_file"]))
+    out = tmp_path / "out"
+    assert main(["report", "--results-dir", str(res), "--out", str(out)]) == 2
+    assert "damaged predictions file" in capsys.readouterr().err
+    assert not out.exists()  # no table, no README, no lock file, not even the folder
+    out.mkdir()
+    (out / "notes.md").write_text("mine")
+    assert main(["report", "--results-dir", str(res), "--out", str(out)]) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["notes.md"]
+
+
+@pytest.mark.parametrize("field,metric,value,expect", [
+    ("metrics", "ndcg@5", float("nan"), "metrics ndcg@5 = nan is impossible: expected a finite number in [0, 1]"),
+    ("metrics", "recall@5", 7.5, "metrics recall@5 = 7.5 is impossible: expected a number in [0, 1]"),
+    ("metrics_valid", "mgu", 2.5, "metrics_valid mgu = 2.5 is impossible: expected a number in [0, 2]"),
+    ("metrics", "ild", -0.1, "metrics ild = -0.1 is impossible"),
+    ("metrics", "valid_rate", float("inf"), "metrics valid_rate = inf is impossible"),
+    ("metrics", "n_windows", 1.5, "metrics n_windows = 1.5 is impossible: expected an integer >= 0"),
+])
+def test_report_refuses_impossible_metrics_naming_the_file(pop_results, tmp_path, capsys, field, metric, value,
+                                                           expect):
+    res, rec, _ = _copy(pop_results, tmp_path)
+    r = json.loads(rec.read_text())
+    r[field][metric] = value
+    rec.write_text(json.dumps(r))  # NaN and Infinity are what json writes for them
+    out = tmp_path / "out"
+    assert main(["report", "--results-dir", str(res), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"malformed run record {rec}: {expect}" in err, err
+    assert not out.exists()
+    assert expect in _status(rec)  # and `run` sets such a record aside and runs it again
+
+
+def test_the_shipped_reference_records_are_in_range():
+    from benchmark.records import load_records
+
+    assert len(load_records(Path(__file__).resolve().parents[1] / "results" / "reference")) > 0
+
+
+def test_report_leaves_no_lock_file_and_removes_a_stale_one(pop_results, tmp_path):
+    res, _, _ = _copy(pop_results, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".report.lock").write_text(f"pid {_dead_pid()}\n")  # left by a render before issue 25
+    assert main(["report", "--results-dir", str(res), "--out", str(out)]) == 0
+    assert not (out / ".report.lock").exists() and (out / "README.md").exists()
+
+
+def test_report_lock_removal_never_lets_two_holders_in(tmp_path):
+    """A waiter that got the lock of a file its holder removed locks the new file instead."""
+    import threading
+
+    from benchmark.locks import file_lock
+
+    lock, inside, overlaps = tmp_path / ".report.lock", [], []
+
+    def render():
+        for _ in range(20):
+            with file_lock(lock, remove=True):
+                inside.append(1)
+                if len(inside) > 1:
+                    overlaps.append(1)
+                inside.pop()
+
+    threads = [threading.Thread(target=render) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == [] and not lock.exists()
+
+
+def test_printed_commands_quote_paths_with_spaces(pop_results, tmp_path, capsys):
+    import shlex
+
+    from benchmark.experiments import run_command
+
+    src, args = pop_results
+    res, out = tmp_path / "my results", tmp_path / "my reports"
+    shutil.copytree(src / "res", res)
+    assert main(["report", "--results-dir", str(res), "--out", str(out)]) == 0
+    capsys.readouterr()
+    readme = (out / "README.md").read_text()
+    assert f"python -m benchmark report --results-dir {shlex.quote(str(res))} --out {shlex.quote(str(out))}" in readme
+    assert main([a if a != str(src / "res") else str(res) for a in args]) == 0  # finished: skipped, summary printed
+    assert f"python -m benchmark report --results-dir {shlex.quote(str(res))}" in capsys.readouterr().out
+    cmd = run_command("fig5", "cpu", ["cds"], [0, 1], {"tau": "0.3"}, results_dir="my results")
+    assert shlex.split(cmd)[-2:] == ["--results-dir", "my results"]
+    assert run_command("fig5", "cpu", ["cds"], [0], results_dir="results/reference").endswith("--into-reference")

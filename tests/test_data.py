@@ -213,3 +213,21 @@ def test_item_genres_are_built_once(steam):
     first = ds.item_genres
     assert ds.item_genres is first  # rebuilt on every reward call before (about 3,600 sets each time)
     assert len(first) == ds.n_items and first[0] == frozenset(ds.items[0].genres)
+
+
+def test_table2_says_why_sft_trained_on_more_windows(steam):
+    """Issue 25: the SFT log said 12,441 windows, Table 2 7,376, and nothing said why (cpu: sft_min_target = 1)."""
+    from benchmark.config import get_profile
+    from benchmark.data import sft_windows
+    from benchmark.reporting.table2 import table2
+
+    n = len(sft_windows(steam, "align", 1))
+    rec = {"dataset": "steam", "run_id": "r", "created": "2026-12-05T00:00:00", "data_hash": steam.data_hash,
+           "data_stats": steam.stats, "config": {"profile": dataclasses.asdict(get_profile("cpu"))},
+           "stats": {"sft": {"train_windows": n}}}
+    md, tex = table2([rec], "cpu")
+    task = steam.stats["windows"]["sft"]
+    assert n > task
+    assert (f"Steam: the shared SFT trained on {n:,} windows, not the {task:,} SFT windows above: "
+            "sft_min_target = 1") in md
+    assert r"sft\_min\_target = 1" in tex

@@ -122,7 +122,7 @@ def test_no_iteration_trains_on_validation_windows_or_users(steam, tmp_path, mon
     from benchmark.data import alignment_subset
 
     trained, scored = [], []
-    monkeypatch.setattr(dpo, "train_sft", lambda *a: tmp_path / "sft")
+    monkeypatch.setattr(dpo, "train_sft", lambda *a, **k: tmp_path / "sft")
     monkeypatch.setattr(dpo, "valid_scores", lambda ctx, path, ws: scored.append(list(ws)) or {"ndcg@5": 0.0})
     monkeypatch.setattr(dpo, "sft_on_positives", lambda ctx, start, ws, cfg, out: trained.append(list(ws)) or out)
     monkeypatch.setattr(dpo, "run_dpo",
@@ -251,7 +251,7 @@ def _trainer(path, tok, out, cls=None, **kw):
     from methods.common.dpo import PreferenceTrainer
 
     args = DPOConfig(output_dir=str(out), use_cpu=True, bf16=False, beta=0.1, per_device_train_batch_size=4,
-                     gradient_checkpointing=False, report_to="none", max_length=None, remove_unused_columns=False,
+                     activation_checkpointing=False, report_to="none", max_length=None, remove_unused_columns=False,
                      learning_rate=kw.pop("lr", 1e-6), max_steps=kw.pop("max_steps", -1), logging_steps=1,
                      save_strategy="no", disable_tqdm=True)
     return (cls or PreferenceTrainer)(model=str(path), args=args, processing_class=tok, **kw)

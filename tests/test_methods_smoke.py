@@ -35,14 +35,14 @@ def _before_after(rec, steam, cache):
     from transformers import AutoModelForCausalLM
 
     from methods.common.models import build_model, get_tokenizer
-    from methods.common.sft import SFT_SEED, sft_dir
+    from methods.common.sft import sft_dir
 
     art = rec["artifacts"]
     if "model" in art:  # an aligned policy: it starts from the shared SFT checkpoint
-        before = AutoModelForCausalLM.from_pretrained(sft_dir(steam, PROFILE, cache) / "model")
+        before = AutoModelForCausalLM.from_pretrained(sft_dir(steam, PROFILE, cache, rec["seed"]) / "model")
         return before.state_dict(), AutoModelForCausalLM.from_pretrained(art["model"]).state_dict()
     if "sft_checkpoint" in art:  # the SFT model itself: it starts from the seeded initialisation
-        before = build_model(PROFILE, get_tokenizer(steam, PROFILE, cache), cache, SFT_SEED)
+        before = build_model(PROFILE, get_tokenizer(steam, PROFILE, cache), cache, rec["seed"])
         return before.state_dict(), AutoModelForCausalLM.from_pretrained(art["sft_checkpoint"]).state_dict()
     if "checkpoint" in art:  # SASRec: trained from its seeded initialisation
         from methods.common.sasrec import SASRecConfig, SASRecModel

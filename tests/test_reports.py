@@ -106,7 +106,8 @@ def test_table3_one_number_per_cell_marks_and_markers(results, tmp_path):
                                                                  "BLADE-N", "BLADE-R"]
     blade, sdpo, oracle = _cells(md, "BLADE-N"), _cells(md, "S-DPO"), _cells(md, "BoN (oracle) N=4")
     # CDs: BLADE-N 0.22 best (bold) and better than the best baseline (S-DPO) for every user: †. S-DPO and BLADE-R
-    # tie at 0.12 for second; BLADE-R's paired difference is 0: no marker. The oracle (0.51) is never ranked.
+    # tie at 0.12 for second; BLADE-R (seed 0 only) against S-DPO's seed 0 is +0.01, far from significant: no marker.
+    # The oracle (0.51) is never ranked.
     assert blade[1:5] == ["**0.2200**†"] * 4 and sdpo[1:5] == ["<u>0.1200</u>"] * 4 and oracle[1] == "0.5100"
     assert _cells(md, "BLADE-R")[1:5] == ["<u>0.1200</u>"] * 4
     # Steam: S-DPO best, BLADE-N second and worse for every user: ‡
@@ -124,8 +125,15 @@ def test_table3_companion_has_spread_cis_and_tests(results, tmp_path):
     assert lo <= 0.06 <= hi and lo < hi
     test = next(ln for ln in md.splitlines() if ln.startswith("| Steam     | R@3"))
     assert "BLADE-N" in test and "S-DPO" in test and "-0.2000" in test and "‡" in test
+    # BLADE-R has seed 0 only: paired with S-DPO's seed 0 (0.11), S-DPO's seed 1 left out ("1 of 1/2"); per user
+    # (weights 2, 1, 1) the differences are +0.01, +0.07, -0.05: +0.01 on the window mean, no marker
     test = next(ln for ln in md.splitlines() if ln.startswith("| CDs       | R@3      | BLADE-R"))
-    assert "| +0.0000 " in test and "| 0.712 " in test and test.rstrip(" |").endswith("—")
+    cells = [c.strip() for c in test.strip(" |").split("|")]
+    assert cells[4] == "+0.0100" and float(cells[7]) > 0.05 and cells[8] == "1 of 1/2" and cells[9] == "—"
+    # two paired seeds: the difference's std over seeds (0.02 - 0.02 = 0: BLADE-N and S-DPO move together) and SE
+    test = next(ln for ln in md.splitlines() if ln.startswith("| CDs       | R@3      | BLADE-N"))
+    cells = [c.strip() for c in test.strip(" |").split("|")]
+    assert cells[4] == "+0.1000 ± 0.0000" and cells[6] == "0.0000" and cells[8] == "2" and cells[9] == "†"
 
 
 def test_table3_notes(results, tmp_path):
@@ -219,7 +227,8 @@ def test_control_row_is_compared_with_every_aligned_method(tmp_path):
     make_run(root, "pop", "Pop", "reference", "cds", 0, 0.01)
     out = render(root, tmp_path)
     sig = out["significance_cpu.md"]
-    rows = [[c.strip() for c in ln.split("|")[2:4]] for ln in sig.splitlines() if ln.startswith("| CDs")]
+    rows = [[c.strip().split(" ± ")[0] for c in ln.split("|")[2:4]] for ln in sig.splitlines()
+            if ln.startswith("| CDs")]
     assert rows == [["BLADE-N − BIGRec", "+0.1600"], ["BLADE-N − BoN Alignment", "+0.1000"],
                     ["BLADE-N − SFT + align data", "+0.1200"], ["BoN Alignment − BIGRec", "+0.0600"],
                     ["BoN Alignment − SFT + align data", "+0.0200"], ["SFT + align data − BIGRec", "+0.0400"],
@@ -286,8 +295,7 @@ def test_stale_outputs_of_an_earlier_render_are_removed(results, tmp_path):
                      "table2_smoke.tex", "table3_smoke.md", "table3_smoke.tex", "table3_smoke_ci.md",
                      "table3_smoke_ci.tex"]
     assert not any(p.exists() for p in second.removed) and (out / "notes.md").read_text() == "mine"
-    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in second.written] + [".report.lock"]
-                                                           + ["fig4_draft.png", "notes.md"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in second.written] + ["fig4_draft.png", "notes.md"])
 
 
 def test_a_render_waits_for_another_render_of_the_same_folder(results, tmp_path):
@@ -538,3 +546,42 @@ def test_grpo_diagnostics_of_figure_runs_only(tmp_path):
     row = next(line for line in table.md.splitlines() if line.startswith("| steam"))
     assert "1.000 → 0.000" in row  # zero spread over the first 8 and the last 8 of 16 steps
     assert render_figure_runs(Inputs("cpu", [table_run], [], {"blade_n0": table_run}, {})) == []
+
+
+def test_each_dataset_states_its_minimum_detectable_effect(results, tmp_path):
+    """MDE = (z_0.975 + z_0.80) × SE, SE the median two-level SE of the paired NDCG@5 differences of every non-oracle
+    row against the SFT model (BIGRec, role sft): the same line in Table 1, Table 3 and the significance table."""
+    import numpy as np
+
+    from benchmark.reporting.common import tex_escape
+    from benchmark.reporting.stats import Z_POWER, paired_test
+
+    assert Z_POWER == pytest.approx(2.8016, abs=1e-4)
+    out = render(results, tmp_path)
+    rows: dict[str, list[dict]] = {}
+    for r in sorted(load_records(results), key=lambda r: r["seed"]):
+        if r["dataset"] == "cds" and not r["oracle"]:
+            rows.setdefault(r["method"], []).append(r)
+    cache: dict = {}
+    ses = [paired_test(rows[m], rows["bigrec"], "ndcg@5", cache)["se"] for m in ("sdpo", "blade_n", "d3", "blade_r")]
+    line = f"minimum detectable effect at 80 % power: NDCG@5 ±{Z_POWER * float(np.median(ses)):.4f} (CDs)"
+    for name in ("table1_cpu.md", "table3_cpu.md", "significance_cpu.md"):
+        assert line in out[name], name
+        assert "Steam: no SFT model run" in out[name] and "(z_0.975 + z_0.80) × SE = 2.80 × SE" in out[name]
+    assert tex_escape(line) in out["table1_cpu.tex"] and tex_escape(line) in out["significance_cpu.tex"]
+
+
+def test_sanity_bar_pairs_the_seeds_of_sft_and_pop(tmp_path):
+    """The SFT model vs Pop on validation: seed s with seed s (Pop's seed 2 has no partner: "2 of 2/3"); per user the
+    difference is constant within a seed (0.04 in seed 0, 0.06 in seed 1), so the spread is the seeds'."""
+    root = tmp_path / "results"
+    for seed, base in ((0, 0.05), (1, 0.07)):
+        make_run(root, "bigrec", "BIGRec", "llm", "cds", seed, base, valid_predictions_file=f"bigrec-cds-{seed}"
+                 ".predictions.jsonl")
+    for seed in (0, 1, 2):
+        make_run(root, "pop", "Pop", "reference", "cds", seed, 0.01, valid_predictions_file=f"pop-cds-{seed}"
+                 ".predictions.jsonl")
+    md = render(root, tmp_path)["sanity_cpu.md"]
+    cells = _cells(md, "CDs")
+    assert cells[1:4] == ["0.0700 ± 0.0141", "0.0200 ± 0.0000", "+0.0500 ± 0.0141"]
+    assert cells[4] == "[+0.0400, +0.0600]" and cells[6] == "2 of 2/3" and cells[7] == "beats Pop"

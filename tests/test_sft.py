@@ -91,3 +91,20 @@ def test_cpu_profile_is_the_attempt_chosen_on_validation():
     from studies.sft_tuning import ATTEMPTS, BASE, CHOSEN
 
     assert asdict(apply_overrides(BASE, ATTEMPTS[CHOSEN], "profile")) == asdict(get_profile("cpu"))
+
+
+def test_the_run_seed_drives_the_sft_and_a_profile_can_pin_one_base(steam, tmp_path):
+    """Issue 23: every seed trained the SAME SFT (SFT_SEED = 0), so BIGRec and every row built on it had no seed
+    spread from the base. Now the run seed is the SFT's seed (init, data order, seeded caps); `sft_seed` pins one."""
+    import torch
+
+    from methods.common.sft import sft_dir
+
+    profile = dataclasses.replace(get_profile("smoke"), max_sft_windows=64, sft_max_epochs=1.0, sft_select="last")
+    assert sft_dir(steam, profile, tmp_path, 0) != sft_dir(steam, profile, tmp_path, 1)
+    m0, _, _ = load_sft(train_sft(steam, profile, tmp_path, seed=0))
+    m1, _, _ = load_sft(train_sft(steam, profile, tmp_path, seed=1))
+    w0, w1 = m0.state_dict(), m1.state_dict()
+    assert any(not torch.equal(w0[k], w1[k]) for k in w0)  # two seeds, two bases
+    pinned = dataclasses.replace(profile, sft_seed=0)
+    assert sft_dir(steam, pinned, tmp_path, 0) == sft_dir(steam, pinned, tmp_path, 5)  # one shared base

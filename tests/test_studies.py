@@ -91,6 +91,21 @@ def test_list_overlap(capsys):
     assert row_of(out, "BLADE-N") == ["BLADE-N", "0.1622", "0.096", "6.42", "6.21"]
 
 
+def test_fair_comparisons(capsys):
+    from studies import fair_comparisons
+
+    fair_comparisons.main([])
+    out = capsys.readouterr().out
+    assert cells(out.splitlines()[0])[-2:] == ["after − before", "after − BIGRec"]
+    assert row_of(out, "steam", "sprec") == ["steam", "sprec", "0.0791 / 0.0713 / 0.0802 (0.0769)",
+                                             "0.0598 / 0.0503 / 0.0747 (0.0616)", "-0.0153 (p 0.036)",
+                                             "-0.0574 (p 0.000)"]
+    assert row_of(out, "cds", "d3")[3:] == ["0.0613 / 0.0630 / 0.0669 (0.0638)", "-0.0144 (p 0.000)",
+                                            "+0.0105 (p 0.050)"]
+    assert row_of(out, "steam", "sft_align")[2:] == ["—", "0.1199 / 0.1165 / 0.1150 (0.1171)", "—",
+                                                     "-0.0019 (p 0.780)"]
+
+
 def test_decoding_check(capsys):
     from studies import decoding_check
 

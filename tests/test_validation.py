@@ -57,7 +57,8 @@ def test_inf_only_where_it_means_no_limit():
     ("blade_n", {"reward": "foo"}, "reward = 'foo' is invalid: expected one of ndcg, recall, fair, div"),
     ("blade_n", {"smoothing": "laplace"}, "smoothing = 'laplace' is invalid: expected one of add_one, none"),
     ("blade_n", {"G": "1"}, "G = 1 is invalid: expected an integer >= 2"),
-    ("blade_n", {"M": "-1"}, "M = -1 is invalid: expected an integer >= 0"),
+    ("blade_n", {"M": "-1"}, "M = -1 is invalid: expected an integer in [0, 1024]"),
+    ("blade_n", {"M": "1000000000000"}, "M = 1000000000000 is invalid: expected an integer in [0, 1024]"),
     ("blade_n", {"max_steps": "0"}, "max_steps = 0 is invalid: expected -1 (epochs decide) or an integer >= 1"),
     ("blade_n", {"lr_scheduler": "wobbly"}, "lr_scheduler = 'wobbly' is invalid: expected one of linear"),
     ("bon_static", {"M": "0", "smoothing": "none"}, "M = 0 with tau = 0 gives the estimator no evidence"),
@@ -88,7 +89,9 @@ def test_python_api_is_validated_too():
 
 
 @pytest.mark.parametrize("seeds,expect", [([], "--seeds is empty"), ([-1], "--seeds -1 is invalid"),
-                                          ([0, 2**32], "--seeds 4294967296 is invalid"), ([True], "--seeds True")])
+                                          ([0, 2**32], "--seeds 4294967296 is invalid"), ([True], "--seeds True"),
+                                          ([0, 1, 0], "--seeds 0 1 0 repeats 0: each seed is one run. Give each "
+                                                      "seed once, e.g. --seeds 0 1")])
 def test_bad_seeds(seeds, expect):
     with pytest.raises(UserError, match=expect):
         check_seeds(seeds)
@@ -197,3 +200,38 @@ def test_blade_and_static_bon_get_the_same_selection_budget():
         tuned = resolve_configs("blade_n_tau", prof, {})[0]
         assert tuned.tau_grid == ((0.3, 1.0) if name == "smoke" else (0.1, 0.3, 0.5, 1.0)), name
         assert dataclasses.asdict(dataclasses.replace(tuned, tau_grid=())) == dataclasses.asdict(blade), name
+
+
+def test_every_profile_field_has_a_rule():
+    """Issue 25: sft_scheduler had none, so a typo failed inside the Trainer after the run started."""
+    from benchmark.config import PROFILE_RULES
+
+    assert {f.name for f in dataclasses.fields(SMOKE)} - set(PROFILE_RULES) == set()
+
+
+def test_sft_schedulers_are_transformers_names():
+    from benchmark.config import SFT_SCHEDULERS
+    from methods.common.configs import LR_SCHEDULERS
+
+    assert set(SFT_SCHEDULERS) <= set(LR_SCHEDULERS)
+    with pytest.raises(UserError, match=r"sft_scheduler = 'warmup_stable_decay' is invalid: expected one of"):
+        dataclasses.replace(SMOKE, sft_scheduler="warmup_stable_decay")  # needs num_decay_steps, which SFT never passes
+
+
+def test_repeated_methods_are_refused():
+    from runners.plan import parse_methods
+
+    with pytest.raises(UserError, match="--methods pop,sasrec,pop names pop twice: each method is planned once. "
+                                        "Give it once: --methods pop,sasrec"):
+        parse_methods("pop,sasrec,pop")
+
+
+def test_k_must_fit_the_catalogue(steam):
+    from benchmark.data import check_list_length, list_capacity
+
+    assert list_capacity(steam) == steam.n_items - 10 and list_capacity(steam, False) == steam.n_items
+    check_list_length(steam.n_items - 10, True, steam)
+    check_list_length(steam.n_items, False, steam)
+    with pytest.raises(UserError, match=f"k = {steam.n_items} is invalid for dataset steam: a list holds at most "
+                                        f"{steam.n_items - 10} distinct items"):
+        check_list_length(steam.n_items, True, steam)

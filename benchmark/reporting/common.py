@@ -148,6 +148,12 @@ def tex_notes(notes: list[str]) -> list[str]:
     return [r"\par\smallskip\footnotesize", " \\\\\n".join(notes)] if notes else []
 
 
+def tex_line(text: str) -> str:
+    """A plain-text line (`tex_escape`d here) in small type under a tabular, e.g. a table's minimum detectable
+    effect."""
+    return rf"\par\smallskip{{\footnotesize {tex_escape(text)}}}\par" + "\n"
+
+
 def signed(x: float, digits: int = 4) -> str:
     """``+0.1234`` / ``-0.1234``; a value that rounds to zero prints as ``+0.0000``, never ``-0.0000``."""
     text = f"{x:+.{digits}f}"
@@ -179,6 +185,18 @@ def mean_std(vals: list[float], digits: int = 4) -> str:
         return "—"
     m = float(np.mean(vals))
     return f"{m:.{digits}f} ± {np.std(vals, ddof=1):.{digits}f}" if len(vals) > 1 else f"{m:.{digits}f}"
+
+
+def diff_std(res: dict, digits: int = 4) -> str:
+    """A two-level bootstrap result's mean (signed) ± the sample std of its per-seed values (the std with ≥ 2
+    seeds)."""
+    text = signed(res["mean"], digits)
+    return text + (f" ± {res['seed_std']:.{digits}f}" if res.get("seed_std") is not None else "")
+
+
+def seeds_paired(res: dict, n_a: int, n_b: int) -> str:
+    """The number of seeds a paired test used, with each side's count when a seed was unpaired (dropped)."""
+    return str(res["n_seeds"]) + ("" if n_a == n_b == res["n_seeds"] else f" of {n_a}/{n_b}")
 
 
 def seeds_text(seeds) -> str:

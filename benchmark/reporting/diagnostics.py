@@ -9,7 +9,8 @@ first and last evaluation (the ends of the Fig. 4a curve), the fraction of group
 that saturates shows up here above the raw fraction), the fraction of rollouts above their prompt's best reference
 reward (where τ acts), KL over the last 8 steps, gradient decay (mean gradient norm over the last quarter of steps /
 the first quarter), GRPO wall time, and the paired difference in validation NDCG@5 against the run with the same
-config but τ = 0 (static BoN alignment), bootstrapped over validation users.
+config but τ = 0 (static BoN alignment), by the two-level paired bootstrap over seeds and validation users
+(`stats.paired_test`).
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ def _decay(rec: dict) -> float | None:
 
 
 def _vs_static(group: list[dict], twin: list[dict] | None, cache: dict, metric: str = "ndcg@5") -> str:
-    """Paired bootstrap over validation users of this row minus its τ = 0 twin (same config otherwise); each side's
-    users are pooled over seeds (a user's windows averaged, then averaged over seeds)."""
+    """Two-level paired bootstrap (`stats.paired_test`: seeds paired, then validation users) of this row minus its
+    τ = 0 twin (same config otherwise)."""
     if not twin:
         return "—"
     res = paired_test(group, twin, metric, cache, "valid_predictions_file")

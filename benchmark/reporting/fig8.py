@@ -3,7 +3,8 @@ NDCG − λ·MGU, (b) ILD against NDCG@5 for R_div = NDCG + λ·ILD, each with t
 std over seeds in both directions. λ = 0 is R = NDCG (the plain BLADE-N run).
 
 Paper: every λ lies right of and below (a) / above (b) the SFT point (better accuracy and fairness / diversity).
-A companion table tests each point against SFT (paired user bootstrap, seeds pooled) on NDCG@5 and on MGU / ILD."""
+A companion table tests each point against SFT (two-level paired bootstrap over seeds and users,
+`stats.paired_test`) on NDCG@5 and on MGU / ILD."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from benchmark.reporting.common import (
     Output,
     Table,
     dataset_name,
-    num,
+    diff_std,
+    mean_std,
     render_figure,
     series_points,
     signed,
     simple_table,
 )
-from benchmark.reporting.stats import N_BOOT, paired_test
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, paired_test
 
 EXPERIMENT = "fig8"
 SFT = "SFT"
@@ -58,7 +60,7 @@ def undefined(pairs) -> str | None:
 
 def tests(d: str, pairs) -> tuple[str, str]:
     """(Markdown, LaTeX): every BLADE point of both panels against the SFT point, on NDCG@5 and on the panel's
-    metric: mean over seeds, and the paired user bootstrap of point − SFT (seeds pooled on each side)."""
+    metric: mean ± std over seeds, and the two-level paired bootstrap of point − SFT (seeds paired, users paired)."""
     cache: dict = {}
 
     def diff(a, b, metric):
@@ -66,10 +68,10 @@ def tests(d: str, pairs) -> tuple[str, str]:
         if t is None:
             return ["—", "—"]
         p = "< 0.001" if t["p_value"] == 0 else f"{t['p_value']:.3f}"
-        return [f"{signed(t['mean'])} [{signed(t['ci_low'])}, {signed(t['ci_high'])}]", p]
+        return [f"{diff_std(t)} [{signed(t['ci_low'])}, {signed(t['ci_high'])}]", p]
 
     def mean(recs, metric):
-        return num(sum(r["metrics"][metric] for r in recs) / len(recs))
+        return mean_std([r["metrics"][metric] for r in recs])
 
     rows = []
     for panel, metric, label, reward in PANELS:
@@ -83,10 +85,11 @@ def tests(d: str, pairs) -> tuple[str, str]:
                 rows.append([f"({panel})", f"{series} ({'R = NDCG' if x == 0 else reward})", f"{x:g}",
                              mean(recs, "ndcg@5"), *diff(recs, sft, "ndcg@5"), label.split(" (")[0],
                              mean(recs, metric), *diff(recs, sft, metric)])
-    head = ["Panel", "Model", "λ", "NDCG@5", "− SFT [95 % CI]", "p", "Metric", "Value", "− SFT [95 % CI]", "p"]
-    note = (f"Test split; values are means over seeds. Paired bootstrap over test users ({N_BOOT} resamples; a "
-            "user's windows averaged, then over seeds; users weighted by their window count); p two-sided. Lower MGU "
-            "is better, higher ILD is better. λ = 0 is R = NDCG, the same runs in both panels.")
+    head = ["Panel", "Model", "λ", "NDCG@5", "− SFT ± std [95 % CI]", "p", "Metric", "Value", "− SFT ± std [95 % CI]",
+            "p"]
+    note = (f"Test split; values: mean ± std over seeds; differences: the mean over the paired seeds of the per-seed "
+            f"difference ± its std, and the 95 % CI of a paired {BOOTSTRAP_NOTE}; p two-sided. Lower MGU is better, "
+            "higher ILD is better. λ = 0 is R = NDCG, the same runs in both panels.")
     return simple_table(f"# Figure 8, companion: each point against SFT ({dataset_name(d)})", head, rows, [note])
 
 

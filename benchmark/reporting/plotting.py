@@ -106,15 +106,20 @@ def errorbar(ax, xs: Sequence[float], per_x: Sequence[Sequence[float]], label: s
                        capsize=2, **kw)
 
 
-def save(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``<stem>.png`` and ``<stem>.pdf`` atomically; returns both paths."""
-    out = []
+def encode(fig: Figure) -> dict[str, bytes]:
+    """The figure as PNG and PDF bytes, without dates or software versions (identical figures, identical bytes)."""
+    out = {}
     for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
         buf = io.BytesIO()
         fig.savefig(buf, format=ext, dpi=DPI, metadata=meta)
-        data = buf.getvalue()
-        out.append(atomic_write(Path(f"{stem}.{ext}"), lambda f, data=data: f.write(data)))
+        out[ext] = buf.getvalue()
     return out
+
+
+def save(fig: Figure, stem: Path) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.pdf`` atomically; returns both paths."""
+    return [atomic_write(Path(f"{stem}.{ext}"), lambda f, data=data: f.write(data))
+            for ext, data in encode(fig).items()]
 
 
 def _half_lengths(container: ErrorbarContainer | None, axis: int) -> list[float] | None:

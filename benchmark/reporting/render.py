@@ -6,15 +6,19 @@ Files: ``<output>_<profile>[_<suffix>].{md,tex}`` for tables (suffix ``ci``: Tab
 ``.{png,pdf}`` for figures (suffix: the dataset). Output is deterministic (sorted records, seeded bootstrap, PDFs
 without dates), so re-rendering unchanged records changes no file. An earlier render's output that these records no
 longer make (its runs left, or a figure is now skipped) is removed, so every output in the folder is current.
+
+Everything is rendered in memory first and written only when every output rendered: a refused report (a damaged
+record or predictions file) writes nothing.
 """
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.errors import UserError
-from benchmark.io import atomic_write_text, check_output_dir
+from benchmark.io import atomic_write, check_output_dir
 from benchmark.locks import file_lock
 from benchmark.reporting import (
     curves,
@@ -114,18 +118,26 @@ def render_all(results_dir: Path, out_dir: Path, command: str = "") -> Report:
         raise UserError(f"no run records under {results_dir} (expected <dataset>/<method>/<run_id>.json). Make some "
                         "with `python -m benchmark run`, or render the committed reproduction: "
                         "`python -m benchmark report --reference`")
-    with file_lock(out_dir / LOCK_NAME):  # one render per folder: another's stale-file removal never races ours
-        return _render_all(Path(results_dir), loaded, plans, out_dir, command)
+    report, files = _render_all(Path(results_dir), loaded, plans, out_dir, command)  # in memory: may still refuse
+    # one render per folder: another's stale-file removal never races ours; the lock file goes when we are done
+    with file_lock(out_dir / LOCK_NAME, remove=True):
+        for path, data in files:
+            report.written.append(atomic_write(path, lambda f, data=data: f.write(data)))
+        report.written.sort()
+        report.removed = remove_stale(out_dir, report.written)
+    return report
 
 
-def _render_all(results_dir: Path, loaded: list[dict], plans: list[dict], out_dir: Path, command: str) -> Report:
+def _render_all(results_dir: Path, loaded: list[dict], plans: list[dict], out_dir: Path, command: str
+                ) -> tuple[Report, list[tuple[Path, bytes]]]:
+    """Render every output and the README in memory: (the report's skip lines, [(file, bytes), ...] to write)."""
     sweeps = [r for r in loaded if is_sweep(r)]  # tuning runs: validation only, never in the test tables
     figure_only = figure_runs(plans)
     tests = dedupe([r for r in loaded if not is_sweep(r) and r["run_id"] not in figure_only])
     by_id = {r["run_id"]: r for r in loaded}
     sources = {"test": {str(r["profile"]) for r in tests} | {p["profile"] for p in plans},
                "sweep": {str(r["profile"]) for r in sweeps}}
-    report, readme = Report(), []
+    report, readme, files = Report(), [], []
     for profile in sorted(sources["test"] | sources["sweep"]):
         inp = Inputs(profile, [r for r in tests if str(r["profile"]) == profile],
                      [r for r in sweeps if str(r["profile"]) == profile], by_id,
@@ -136,9 +148,10 @@ def _render_all(results_dir: Path, loaded: list[dict], plans: list[dict], out_di
                 continue
             with plotting.style():
                 items = output.render(inp)
-                readme += _write(output, profile, items, out_dir, report)
+                readme += _prepare(output, profile, items, out_dir, report, files)
     source = Path(results_dir).as_posix()
-    command = command or f"python -m benchmark report --results-dir {source} --out {out_dir.as_posix()}"
+    command = command or (f"python -m benchmark report --results-dir {shlex.quote(source)} "
+                          f"--out {shlex.quote(out_dir.as_posix())}")
     head = [f"# Report: {source}", "",
             f"Rendered by `{command}` from the {len(loaded)} run records and {len(plans)} experiment plans under "
             f"`{source}`: every number and figure below is computed from them "
@@ -148,10 +161,8 @@ def _render_all(results_dir: Path, loaded: list[dict], plans: list[dict], out_di
     if report.skipped:
         head += ["Not rendered (one line each: why, and the command that makes the missing runs):", ""]
         head += [f"- {line}" for line in report.skipped] + [""]
-    report.written.append(atomic_write_text(out_dir / "README.md", "\n".join(head + readme).rstrip() + "\n"))
-    report.written.sort()
-    report.removed = remove_stale(out_dir, report.written)
-    return report
+    files.append((out_dir / "README.md", ("\n".join(head + readme).rstrip() + "\n").encode("utf-8")))
+    return report, files
 
 
 def remove_stale(out_dir: Path, written: list[Path]) -> list[Path]:
@@ -175,8 +186,10 @@ def remove_stale(out_dir: Path, written: list[Path]) -> list[Path]:
     return stale
 
 
-def _write(output: Output, profile: str, items: list, out_dir: Path, report: Report) -> list[str]:
-    """Write one output's pieces; returns its README lines and records its files and skip lines in `report`."""
+def _prepare(output: Output, profile: str, items: list, out_dir: Path, report: Report,
+             files: list[tuple[Path, bytes]]) -> list[str]:
+    """One output's pieces as files (appended to `files`, not yet written); returns its README lines and records its
+    skip lines in `report`."""
     lines = []
     for item in items:
         if isinstance(item, Skip):
@@ -184,12 +197,12 @@ def _write(output: Output, profile: str, items: list, out_dir: Path, report: Rep
             continue
         stem = out_dir / "_".join(s for s in (output.name, profile, item.suffix) if s)
         if isinstance(item, Table):
-            report.written += [atomic_write_text(stem.with_name(stem.name + ".md"), item.md),
-                               atomic_write_text(stem.with_name(stem.name + ".tex"), item.tex)]
+            files += [(stem.with_name(stem.name + ".md"), item.md.encode("utf-8")),
+                      (stem.with_name(stem.name + ".tex"), item.tex.encode("utf-8"))]
             lines += [f"### {item.title or output.title}", "", _embed(item.md), "",
                       f"LaTeX: [{stem.name}.tex]({stem.name}.tex). Records: {provenance(item.records)}.", ""]
         elif isinstance(item, Figure):
-            report.written += plotting.save(item.figure, stem)
+            files += [(stem.with_name(f"{stem.name}.{ext}"), data) for ext, data in plotting.encode(item.figure).items()]
             lines += [f"### {output.title} ({item.suffix})", "", f"![{output.title}]({stem.name}.png)", "",
                       f"{item.caption} PDF: [{stem.name}.pdf]({stem.name}.pdf). Records: "
                       f"{provenance(item.records)}.", "", "<details><summary>Plotted values</summary>", "",

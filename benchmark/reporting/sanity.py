@@ -1,14 +1,27 @@
 """The design's sanity bar: does the SFT model (record role ``sft``) beat popularity (role ``popularity``) on the
-VALIDATION split? Paired user bootstrap, first seed of each."""
+VALIDATION split? Two-level paired bootstrap over the seeds both have and the validation users
+(`stats.paired_test`)."""
 
 from __future__ import annotations
 
-from benchmark.reporting.common import Inputs, Output, Table, by_dataset, dataset_name, signed, simple_table
-from benchmark.reporting.stats import N_BOOT, paired_test
+from benchmark.reporting.common import (
+    Inputs,
+    Output,
+    Table,
+    by_dataset,
+    dataset_name,
+    diff_std,
+    mean_std,
+    seeds_paired,
+    signed,
+    simple_table,
+)
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, paired_test
 
 
 def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[str, str, list]:
-    """(Markdown, LaTeX, rows): per dataset with both runs, the difference and the verdict."""
+    """(Markdown, LaTeX, rows): per dataset with both runs, each side's mean ± std over seeds, the difference and the
+    verdict."""
     cache: dict = {}
     body = []
     for d, recs in by_dataset(records).items():
@@ -16,18 +29,19 @@ def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[s
         pop = sorted((r for r in recs if r["role"] == "popularity"), key=lambda r: r["seed"])
         if not sft or not pop:
             continue
-        a, b = sft[0], pop[0]
-        res = paired_test([a], [b], metric, cache, "valid_predictions_file")
+        res = paired_test(sft, pop, metric, cache, "valid_predictions_file")
         if res is None:
             continue
         verdict = "beats Pop" if res["ci_low"] > 0 else ("loses to Pop" if res["ci_high"] < 0 else "ties Pop")
-        body.append([dataset_name(d), f"{a['metrics_valid'][metric]:.4f}", f"{b['metrics_valid'][metric]:.4f}",
-                     signed(res["mean"]), f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]",
-                     f"{res['p_value']:.3f}", verdict])
-    head = ["Dataset", f"SFT {metric}", f"Pop {metric}", "Difference", "95 % CI", "p", "Verdict"]
+        body.append([dataset_name(d), mean_std([r["metrics_valid"][metric] for r in sft]),
+                     mean_std([r["metrics_valid"][metric] for r in pop]), diff_std(res),
+                     f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]", f"{res['p_value']:.3f}",
+                     seeds_paired(res, len(sft), len(pop)), verdict])
+    head = ["Dataset", f"SFT {metric}", f"Pop {metric}", "Difference", "95 % CI", "p", "Seeds", "Verdict"]
     md, tex = simple_table(f"# Sanity bar: the SFT model vs Pop on the validation split ({profile} profile)", head,
-                           body, [f"Paired bootstrap over validation users ({N_BOOT} resamples, users weighted by "
-                                  "their window count)."])
+                           body, [f"Validation split; values: mean ± std over seeds. Paired {BOOTSTRAP_NOTE}; p "
+                                  "two-sided. Seeds: the seeds both rows share (\"k of a/b\" when a row has a seed "
+                                  "the other lacks)."])
     return md, tex, body
 
 

@@ -10,9 +10,20 @@ the rest is data. Without control records the report is as before."""
 
 from __future__ import annotations
 
-from benchmark.reporting.common import Inputs, Output, Table, by_dataset, dataset_name, signed, simple_table
+from benchmark.reporting.common import (
+    Inputs,
+    Output,
+    Table,
+    by_dataset,
+    dataset_name,
+    diff_std,
+    seeds_paired,
+    signed,
+    simple_table,
+    tex_line,
+)
 from benchmark.records import row_key
-from benchmark.reporting.stats import N_BOOT, paired_test
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, MDE_NOTE, mde_line, paired_test
 from benchmark.reporting.table1 import table1_rows
 
 
@@ -31,20 +42,22 @@ def _aligned(r: dict) -> bool:
 
 
 def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[str, str, list]:
-    """(Markdown, LaTeX, rows): paired user-bootstrap tests of a − b for every compared pair (a of a higher
-    stage)."""
+    """(Markdown, LaTeX, rows): two-level paired bootstrap tests of a − b for every compared pair (a of a higher
+    stage), and each dataset's minimum detectable effect."""
     cache: dict = {}
     body = []
+    mdes = []
 
     def test(a: list[dict], b: list[dict]) -> None:
         res = paired_test(a, b, metric, cache)
         if res is not None:
-            body.append([dataset_name(d), f"{a[0]['display_name']} − {b[0]['display_name']}",
-                         signed(res["mean"]), f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]",
-                         f"{res['p_value']:.3f}", f"{len(a)}/{len(b)}", res["n_users"]])
+            body.append([dataset_name(d), f"{a[0]['display_name']} − {b[0]['display_name']}", diff_std(res),
+                         f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]", f"{res['se']:.4f}",
+                         f"{res['p_value']:.3f}", seeds_paired(res, len(a), len(b)), res["n_users"]])
 
     controls = {r["display_name"] for r in records if r["role"] == "control"}
     for d, recs in by_dataset(records).items():
+        mdes.append(mde_line(recs, dataset_name(d), cache, metric))
         table1 = table1_rows(recs)
         rows = [(g, s) for _, g in table1 if (s := _stage(g[0])) is not None]
         control = next((g for _, g in table1 if g[0]["role"] == "control"), None)
@@ -65,17 +78,19 @@ def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> t
                 test(others[key], sft)
             if control and _aligned(others[key][0]):
                 test(others[key], control)
-    head = ["Dataset", "Difference", "Mean", "95 % CI", "p (two-sided)", "Seeds", "Users"]
-    notes = [f"Paired bootstrap over test users ({N_BOOT} resamples; a user's windows averaged, then its value "
-             "averaged over seeds; users weighted by their window count, so the mean is the window mean shown in the "
-             "tables)."]
+    head = ["Dataset", "Difference", "Mean ± std (seeds)", "95 % CI", "SE", "p (two-sided)", "Seeds", "Users"]
+    notes = [f"Test split. Paired {BOOTSTRAP_NOTE}. Mean: the mean over the paired seeds of the per-seed difference "
+             "of window means, ± its sample std over those seeds; SE: the bootstrap standard error; p: two-sided, "
+             "2 × the fraction of resamples on the other side of 0. Seeds: the seeds both rows share (\"k of a/b\" "
+             "when a row has a seed the other lacks).",
+             *mdes, MDE_NOTE]
     if controls:
         notes.append(f"{', '.join(sorted(controls))} (role control): the SFT model trained further on the alignment "
                      "methods' data with static BoN alignment's steps and sequences. Each aligned method (its config "
                      "names an alignment subset) is tested against it as well as against the SFT model: aligned − "
                      "control is what the objective adds beyond the extra data.")
     md, tex = simple_table(f"# Paired significance on {metric} ({profile} profile)", head, body, notes)
-    return md, tex, body
+    return md, tex + "".join(tex_line(line) for line in mdes), body
 
 
 def render(inp: Inputs) -> list:

@@ -1,20 +1,35 @@
-"""Per-user values of run records pooled over seeds, and the bootstrap CIs and paired tests every report uses.
+"""Per-user values of run records, and the bootstrap CIs and paired tests every report uses.
 
-Bootstrap convention (every CI and paired test of the reports): a user's windows are averaged, each user's value is
-averaged over seeds (the records of one cell), and users are resampled `N_BOOT` times with weight = their window
-count, so the bootstrapped statistic is the window mean the tables print.
+Bootstrap convention (every CI and paired test of the reports, design.md §3): a record is one seed of a cell (every
+seed re-trains the whole pipeline, SFT included); a user's windows are averaged within a record, and
+`benchmark.metrics.two_level_bootstrap` resamples seeds (those both sides share: seed s of a is paired with seed s
+of b) and users (weight = window count, one user resample shared by the drawn seeds), `N_BOOT` times. The statistic
+is the mean over seeds of each seed's window mean, the number the tables print. `mde` turns the standard errors of
+a dataset's paired differences into its minimum detectable effect.
 """
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
-from benchmark.metrics import paired_bootstrap
-from benchmark.records import load_predictions
+from benchmark.metrics import two_level_bootstrap
+from benchmark.records import load_predictions, row_key
 
-# the metrics whose per-user values are pooled for CIs and paired tests
+# the metrics whose per-user values feed the CIs and paired tests
 USER_METRICS = ("recall@3", "ndcg@3", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "mgu", "ild")
 N_BOOT = 1000
+# z_0.975 + z_0.80: a true difference of Z_POWER × SE is detected by a two-sided 5 % test with 80 % power
+Z_POWER = NormalDist().inv_cdf(0.975) + NormalDist().inv_cdf(0.80)
+BOOTSTRAP_NOTE = (f"two-level bootstrap ({N_BOOT} resamples; each draws the seeds with replacement, then the users "
+                  "with replacement, one user draw shared by the drawn seeds, users weighted by their window count; "
+                  "the statistic is the mean over seeds of the window mean; a paired test pairs seed with seed and "
+                  "user with user, leaving out a seed one side lacks)")
+MDE_NOTE = ("Minimum detectable effect at 80 % power (two-sided test at the 5 % level): (z_0.975 + z_0.80) × SE "
+            f"= {Z_POWER:.2f} × SE, with SE the median, over the dataset's non-oracle rows, of the two-level "
+            "bootstrap standard error of the paired NDCG@5 difference row − SFT model (test split).")
+
 
 def user_values(record: dict, cache: dict,
                 field: str = "predictions_file") -> dict[str, tuple[dict[str, float], dict[str, int]]] | None:
@@ -44,9 +59,11 @@ def user_values(record: dict, cache: dict,
 
 def pooled_user_means(recs: list[dict], metric: str, cache: dict, field: str = "predictions_file"
                       ) -> tuple[dict[str, float], dict[str, float]] | tuple[None, None]:
-    """Pool seeds for a user bootstrap: each user's value averaged across the records (seeds), and its window count
-    averaged likewise (the bootstrap weight). Every seed evaluates the same windows, so the records must agree on the
-    users; (None, None) when they do not, when a record has no predictions, or when there are no users."""
+    """Pool seeds for a one-level user bootstrap (the studies' validation comparisons; the reports use
+    `seed_user_values` and the two-level bootstrap): each user's value averaged across the records (seeds), and its
+    window count averaged likewise (the bootstrap weight). Every seed evaluates the same windows, so the records must
+    agree on the users; (None, None) when they do not, when a record has no predictions, or when there are no
+    users."""
     per_seed = [user_values(r, cache, field) for r in recs]
     if not per_seed or any(p is None for p in per_seed):
         return None, None
@@ -65,23 +82,87 @@ def pooled_user_means(recs: list[dict], metric: str, cache: dict, field: str = "
     return {u: float(np.mean(vals[u])) for u in users}, {u: float(np.mean(cnts[u])) for u in users}
 
 
-def pooled_ci(recs: list[dict], metric: str, cache: dict,
-              field: str = "predictions_file") -> tuple[float, float] | None:
-    """95 % user-bootstrap CI of the cell's window mean (seeds pooled as in `pooled_user_means`); None without
-    predictions."""
-    means, weights = pooled_user_means(recs, metric, cache, field)
-    if means is None:
+def seed_user_values(recs: list[dict], metric: str, cache: dict, field: str = "predictions_file"
+                     ) -> tuple[dict, dict] | tuple[None, None]:
+    """A cell's records (one per seed) as ``({seed: {user: mean over its windows}}, {seed: {user: window count}})``
+    for `two_level_bootstrap`; (None, None) when a record has no predictions, two records share a seed, or a seed
+    has no user with a value."""
+    vals: dict = {}
+    counts: dict = {}
+    for r in recs:
+        uv = user_values(r, cache, field)
+        if uv is None or r["seed"] in vals or not uv[metric][0]:
+            return None, None
+        means, cnt = uv[metric]
+        vals[r["seed"]] = means
+        counts[r["seed"]] = {u: cnt[u] for u in means}
+    return (vals, counts) if vals else (None, None)
+
+
+def cell_bootstrap(recs: list[dict], metric: str, cache: dict, field: str = "predictions_file") -> dict | None:
+    """The two-level bootstrap of the cell's mean (`two_level_bootstrap` without b: mean, ci_low, ci_high, se,
+    seed_std, n_seeds, ...); None without predictions."""
+    vals, w = seed_user_values(recs, metric, cache, field)
+    if vals is None:
         return None
-    res = paired_bootstrap(means, n_boot=N_BOOT, seed=0, weights=weights)
-    return res["ci_low"], res["ci_high"]
+    key = ("cell", tuple(r["_path"] for r in recs), metric, field)
+    if key not in cache:
+        cache[key] = two_level_bootstrap(vals, n_boot=N_BOOT, seed=0, weights=w)
+    return cache[key]
+
+
+def cell_ci(recs: list[dict], metric: str, cache: dict,
+            field: str = "predictions_file") -> tuple[float, float] | None:
+    """95 % two-level bootstrap CI of the cell's mean (over seeds of the window mean); None without predictions."""
+    res = cell_bootstrap(recs, metric, cache, field)
+    return None if res is None else (res["ci_low"], res["ci_high"])
 
 
 def paired_test(a: list[dict], b: list[dict], metric: str, cache: dict,
-                field: str = "predictions_file") -> dict[str, float] | None:
-    """Paired user bootstrap of a − b (each side's seeds pooled); None when a side lacks predictions or the users
-    differ. Returns `paired_bootstrap`'s dict (mean, ci_low, ci_high, p_value, n_users)."""
-    ua, w = pooled_user_means(a, metric, cache, field)
-    ub, _ = pooled_user_means(b, metric, cache, field)
-    if ua is None or ub is None or set(ua) != set(ub):
+                field: str = "predictions_file") -> dict | None:
+    """Two-level paired bootstrap of a − b (`two_level_bootstrap`; a's window counts weight the users): seeds paired
+    (a seed on one side only is dropped: ``dropped_seeds``), users paired within a seed. None when a side lacks
+    predictions, the sides share no seed, or a shared seed's users differ. Returns mean, ci_low, ci_high, se,
+    p_value, per_seed, seed_std, n_seeds, seeds, dropped_seeds, n_users."""
+    va, w = seed_user_values(a, metric, cache, field)
+    vb, _ = seed_user_values(b, metric, cache, field)
+    if va is None or vb is None:
         return None
-    return paired_bootstrap(ua, ub, n_boot=N_BOOT, seed=0, weights=w)
+    common = set(va) & set(vb)
+    if not common or any(set(va[s]) != set(vb[s]) for s in common):
+        return None
+    key = ("paired", tuple(r["_path"] for r in a), tuple(r["_path"] for r in b), metric, field)
+    if key not in cache:
+        cache[key] = two_level_bootstrap(va, vb, n_boot=N_BOOT, seed=0, weights=w)
+    return cache[key]
+
+
+def mde(records: list[dict], cache: dict, metric: str = "ndcg@5") -> dict | None:
+    """The minimum detectable effect at 80 % power of one dataset's records (test split; `MDE_NOTE`):
+    ``{"mde": Z_POWER × SE, "se": SE, "n_tests": ...}`` with SE the median two-level bootstrap standard error of
+    the paired `metric` difference of every non-oracle row (row key) against the SFT model (role ``sft``); None
+    without an SFT model or a row it can be paired with."""
+    rows: dict[str, list[dict]] = {}
+    for r in sorted(records, key=lambda r: (r["seed"], r["run_id"])):
+        rows.setdefault(row_key(r), []).append(r)
+    sft = next((rows[k] for k in sorted(rows) if rows[k][0]["role"] == "sft"), None)
+    if sft is None:
+        return None
+    ses = [t["se"] for k in sorted(rows) if rows[k] is not sft and not rows[k][0]["oracle"]
+           if (t := paired_test(rows[k], sft, metric, cache)) is not None]
+    if not ses:
+        return None
+    se = float(np.median(ses))
+    return {"mde": Z_POWER * se, "se": se, "n_tests": len(ses)}
+
+
+def mde_line(records: list[dict], dataset: str, cache: dict, metric: str = "ndcg@5") -> str:
+    """``minimum detectable effect at 80 % power: NDCG@5 ±0.0123 (CDs)`` for one dataset's records (`dataset`: its
+    display name), or the reason it is not available."""
+    name, _, k = metric.partition("@")
+    label = {"ndcg": "NDCG", "recall": "Recall"}.get(name, name.upper()) + (f"@{k}" if k else "")
+    res = mde(records, cache, metric)
+    if res is None:
+        return (f"minimum detectable effect at 80 % power: {label} not available ({dataset}: no SFT model run "
+                "with predictions to pair the other rows with)")
+    return f"minimum detectable effect at 80 % power: {label} ±{res['mde']:.4f} ({dataset})"

@@ -1,7 +1,8 @@
 """The compact table `benchmark run` prints when it ends: one row per (method, dataset, config) of the runs it planned,
-NDCG@5 (mean over seeds) with its 95 % user-bootstrap CI, and the mean fit and test-decoding seconds. Runs of one
-method on one dataset that differ in config (an experiment's points: Fig. 8's λ, Fig. 5's G) get a row each, labelled
-with the fields that differ. Tuning runs (``--splits valid``) show the validation split instead."""
+NDCG@5 (mean ± std over seeds) with its 95 % two-level (seed, then user) bootstrap CI (`stats.cell_ci`), and the mean
+fit and test-decoding seconds. Runs of one method on one dataset that differ in config (an experiment's points:
+Fig. 8's λ, Fig. 5's G) get a row each, labelled with the fields that differ. Tuning runs (``--splits valid``) show
+the validation split instead."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import json
 import numpy as np
 from tabulate import tabulate
 
-from benchmark.reporting.common import category_rank, config_groups, dataset_name, order_datasets
+from benchmark.reporting.common import category_rank, config_groups, dataset_name, mean_std, order_datasets
 from benchmark.records import row_key
-from benchmark.reporting.stats import pooled_ci
+from benchmark.reporting.stats import cell_ci
 
 
 def run_summary(records: list[dict]) -> str:
@@ -38,11 +39,11 @@ def run_summary(records: list[dict]) -> str:
         recs = cells[key]
         test = "test" in recs[0].get("splits", ["valid", "test"])
         metrics, field = ("metrics", "predictions_file") if test else ("metrics_valid", "valid_predictions_file")
-        ci = pooled_ci(recs, "ndcg@5", cache, field)
+        ci = cell_ci(recs, "ndcg@5", cache, field)
         decode = [r["timings"]["recommend_s" if test else "valid_s"] for r in recs]
         name = recs[0]["display_name"] + (f" ({key[2]})" if key[2] else "")
         rows.append([name, dataset_name(key[1]), ",".join(str(r["seed"]) for r in recs), "test" if test else "valid",
-                     f"{np.mean([r[metrics]['ndcg@5'] for r in recs]):.4f}",
+                     mean_std([r[metrics]["ndcg@5"] for r in recs]),
                      f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "—",
                      f"{np.mean([r['timings']['fit_s'] for r in recs]):.1f}", f"{np.mean(decode):.1f}"])
     return tabulate(rows, headers=["method", "dataset", "seeds", "split", "NDCG@5", "95 % CI", "fit s", "decode s"],

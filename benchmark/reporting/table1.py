@@ -20,9 +20,11 @@ from benchmark.reporting.common import (
     dataset_name,
     experiment_command,
     mean_std,
+    tex_line,
     tex_tabular,
 )
 from benchmark.records import row_key
+from benchmark.reporting.stats import MDE_NOTE, mde_line
 
 ALIGNMENT = ("listwise", "ours")  # the categories of Table 1's trained rows
 BASES = ("sft", "control")  # the roles of the rows aligned methods are compared with, in table order
@@ -49,11 +51,15 @@ def table1_rows(records: list[dict]) -> list[tuple[str, list[dict]]]:
     return [(k, sorted(groups[k], key=lambda r: r["seed"])) for k in sorted(groups, key=order)]
 
 
-def table1(records: list[dict], profile: str) -> tuple[str, str]:
+def table1(records: list[dict], profile: str, all_records: list[dict] | None = None) -> tuple[str, str]:
     """(Markdown, LaTeX): NDCG@5 (mean ± std over seeds), test-split latency (s) and the measured cost relative to
-    the SFT model, per dataset."""
+    the SFT model, per dataset, with the dataset's minimum detectable effect (`stats.mde`, from `all_records`: every
+    test record of the profile, so that Tables 1 and 3 and the significance table state the same number; default
+    `records`)."""
     md, tex = [f"# Table 1: accuracy vs inference cost ({profile} profile)", ""], []
     head = ["Method", "NDCG@5", "Time (s)", "Inference cost"]
+    cache: dict = {}
+    everything = by_dataset(all_records if all_records is not None else records)
     for d, recs in by_dataset(records).items():
         rows = table1_rows(recs)
         base = next((g for _, g in rows if g[0]["role"] == "sft"), None)
@@ -76,9 +82,12 @@ def table1(records: list[dict], profile: str) -> tuple[str, str]:
             note += (f" {control} (role control): the SFT model trained further on the alignment methods' data, "
                      "with static BoN alignment's steps and sequences: aligned − it separates the objective from the "
                      "data.")
+        power = mde_line(everything.get(d, recs), dataset_name(d), cache)
         md += [f"## {dataset_name(d)}", "", tabulate(body, head, tablefmt="pipe", disable_numparse=True), "",
-               f"> {note}", ""]
-        tex += [f"% {dataset_name(d)}", tex_tabular(head, body, "lrrr")]
+               f"> {note}", f"> {power}", ""]
+        tex += [f"% {dataset_name(d)}", tex_tabular(head, body, "lrrr") + tex_line(power)]
+    md += [f"> {MDE_NOTE}", ""]
+    tex.append(tex_line(MDE_NOTE))
     return "\n".join(md), "\n".join(tex)
 
 
@@ -88,7 +97,7 @@ def render(inp: Inputs) -> list:
         return [Skip("no runs of inference-time BoN, BoN alignment or BLADE. Make them with: "
                      + experiment_command(inp, "table1"))]
     used = [r for r in inp.records if r["role"] in BASES or r in recs]
-    return [Table(*table1(used, inp.profile), used)]
+    return [Table(*table1(used, inp.profile, inp.records), used)]
 
 
 OUTPUT = Output("table1", "Table 1: accuracy vs inference cost", render)

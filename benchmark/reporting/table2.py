@@ -43,6 +43,28 @@ def _get(stats: dict, path: tuple[str, ...]) -> Any:
     return stats
 
 
+def _sft_windows_note(dataset: str, recs: list[dict], task_windows: Any) -> str | None:
+    """Why the SFT log's window count differs from the table's SFT windows, from the newest record that trained on
+    the shared SFT (``stats.sft.train_windows``): the profile's shorter-target windows or its cap."""
+    with_sft = [r for r in recs if isinstance(_get(r.get("stats") or {}, ("sft", "train_windows")), int)]
+    if not with_sft or not isinstance(task_windows, int):
+        return None
+    rec = with_sft[-1]
+    n, prof = rec["stats"]["sft"]["train_windows"], (rec.get("config") or {}).get("profile") or {}
+    if n == task_windows:
+        return None
+    why = []
+    if prof.get("sft_min_target") is not None:
+        why.append(f"sft_min_target = {prof['sft_min_target']} also trains on the sft users' shorter-target windows "
+                   "(the ends of their sequences; evaluation keeps full targets)")
+    if prof.get("max_sft_windows") is not None and n <= prof["max_sft_windows"]:
+        why.append(f"max_sft_windows = {prof['max_sft_windows']} caps them")
+    if prof.get("align_source") == "train":
+        why.append("align_source = train adds the align users' windows")
+    return (f"{dataset_name(dataset)}: the shared SFT trained on {n:,} windows, not the {task_windows:,} SFT windows "
+            f"above: {'; '.join(why) or 'see the record config'}.")
+
+
 def table2(records: list[dict], profile: str) -> tuple[str, str]:
     """(Markdown, LaTeX) of the profile's dataset statistics. When records of one dataset disagree (different
     ``data_hash``), the newest record's statistics are shown and the note and a warning say so."""
@@ -56,6 +78,9 @@ def table2(records: list[dict], profile: str) -> tuple[str, str]:
             notes.append(msg + ".")
         stats = recs[-1].get("data_stats") or {}
         values = [_get(stats, path) for _, path in COLUMNS]
+        note = _sft_windows_note(d, recs, _get(stats, ("windows", "sft")))
+        if note:
+            notes.append(note)
         rows.append((d, [f"{v:,}" if isinstance(v, int) else (str(v) if v is not None else None) for v in values]))
 
     headers = ["Dataset"] + [c for c, _ in COLUMNS]

@@ -3,9 +3,10 @@
 The paper's layout: one number per cell (the mean over seeds of each run's window mean), the best per column in bold
 and the second underlined (compared at the printed 4 decimals; ties share the mark; oracle rows not ranked), and a
 marker on the rows of our methods (category ``ours``) where the paired test against the column's best baseline (the
-best non-oracle row outside ``ours``) is significant: † better, ‡ worse (p < 0.05). The spread goes to a companion
-table (``table3_<profile>_ci``): mean ± sample std over seeds with the 95 % user-bootstrap CI per cell, and every
-paired test behind a marker.
+best non-oracle row outside ``ours``) is significant: † better, ‡ worse (p < 0.05; two-level paired bootstrap over
+seeds and users, `stats.paired_test`). The notes state each dataset's minimum detectable effect (`stats.mde`). The
+spread goes to a companion table (``table3_<profile>_ci``): mean ± sample std over seeds with the 95 % two-level
+bootstrap CI of the cell's mean, and every paired test behind a marker.
 """
 
 from __future__ import annotations
@@ -27,16 +28,18 @@ from benchmark.reporting.common import (
     category_rank,
     code,
     dataset_name,
+    diff_std,
     esc,
     experiment_command,
     num,
     order_datasets,
+    seeds_paired,
     signed,
     tex_escape,
     tex_notes,
 )
 from benchmark.records import by_created, row_key
-from benchmark.reporting.stats import N_BOOT, paired_test, pooled_ci, user_values
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, MDE_NOTE, cell_ci, mde_line, paired_test, user_values
 
 COLUMNS = (("R@3", "recall@3"), ("N@3", "ndcg@3"), ("R@5", "recall@5"), ("N@5", "ndcg@5"))
 MARKS = {"better": "†", "worse": "‡"}
@@ -55,6 +58,7 @@ class Grid:
     marks: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     tests: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     no_predictions: list[tuple[str, str]] = field(default_factory=list)  # (row, dataset) cells without a CI
+    mde: dict[str, str] = field(default_factory=dict)  # per dataset: its minimum detectable effect line
 
 
 def _rows(records: list[dict]) -> list[dict]:
@@ -92,7 +96,7 @@ def grid(records: list[dict]) -> Grid:
                 if recs and None not in vals:
                     col[row["key"]] = g.cells[(row["key"], d, metric)] = {
                         "mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
-                        "ci": pooled_ci(recs, metric, cache), "seeds": [r["seed"] for r in recs]}
+                        "ci": cell_ci(recs, metric, cache), "seeds": [r["seed"] for r in recs]}
             ranked = {k: c for k, c in col.items() if k not in oracle}
             g.marks[(d, metric)] = _marks(ranked, metric) if ranked else {}
             baselines = {k: c for k, c in ranked.items() if k not in ours}
@@ -106,6 +110,8 @@ def grid(records: list[dict]) -> Grid:
                     if res is not None:
                         g.tests[(k, d, metric)] = {"baseline": best, **res}
     g.no_predictions = sorted({(row_key(r), r["dataset"]) for r in records if user_values(r, cache) is None})
+    for d in g.datasets:
+        g.mde[d] = mde_line([r for r in records if r["dataset"] == d], dataset_name(d), cache)
     return g
 
 
@@ -147,9 +153,11 @@ def _main_notes(g: Grid, profile: str, fmt: str) -> list[str]:
     notes = [
         esc("Test split. Cells: the mean over seeds; best per column in bold, second underlined. † / ‡: significantly "
             f"better / worse than the column's best baseline (the best non-oracle row outside our methods), paired "
-            f"bootstrap over test users ({N_BOOT} resamples, p < {P_SIGNIFICANT:g}). Std over seeds and 95 % CIs: ",
-            fmt) + code(f"table3_{profile}_ci", fmt) + ".",
+            f"{BOOTSTRAP_NOTE}, p < {P_SIGNIFICANT:g}. Std over seeds and 95 % CIs: ", fmt)
+        + code(f"table3_{profile}_ci", fmt) + ".",
         _seed_note(g, names, fmt),
+        *(esc(g.mde[d], fmt) for d in g.datasets),
+        esc(MDE_NOTE, fmt),
     ]
     oracles = [row["key"] for row in g.rows if row["oracle"]]
     if oracles:
@@ -228,15 +236,19 @@ def table3_ci(records: list[dict], profile: str, g: Grid | None = None) -> tuple
                     + [_spread_cell(g.cells.get((row["key"], d, m)), fmt) for _, m in COLUMNS]
                     for d in g.datasets for row in g.rows if (row["key"], d) in g.recs] for fmt in ("md", "tex")}
     tests = {fmt: [[esc(dataset_name(d), fmt), c, esc(names[k], fmt), esc(names[t["baseline"]], fmt),
-                    signed(t["mean"]), f"[{signed(t['ci_low'])}, {signed(t['ci_high'])}]", f"{t['p_value']:.3f}",
+                    esc(diff_std(t), fmt), f"[{signed(t['ci_low'])}, {signed(t['ci_high'])}]", f"{t['se']:.4f}",
+                    f"{t['p_value']:.3f}",
+                    seeds_paired(t, len(g.recs[(k, d)]), len(g.recs[(t["baseline"], d)])),
                     esc(_marker(t, m), fmt) or MISSING[fmt]]
                    for d in g.datasets for c, m in COLUMNS for k in names if (t := g.tests.get((k, d, m)))]
              for fmt in ("md", "tex")}
     h1 = ["Dataset", "Method", "Seeds", *(c for c, _ in COLUMNS)]
-    h2 = ["Dataset", "Metric", "Method", "Best baseline", "Difference", "95 % CI", "p", "Marker"]
-    notes = {fmt: [esc(f"Cells: mean ± sample std over seeds (std with ≥ 2 seeds) and the 95 % CI of a user "
-                       f"bootstrap ({N_BOOT} resamples; a user's windows averaged, then over seeds; users weighted by "
-                       "their window count). Paired tests: the same bootstrap of the difference, two-sided p.", fmt)]
+    h2 = ["Dataset", "Metric", "Method", "Best baseline", "Difference ± std (seeds)", "95 % CI", "SE", "p", "Seeds",
+          "Marker"]
+    notes = {fmt: [esc(f"Cells: mean ± sample std over seeds (std with ≥ 2 seeds) and the 95 % CI of the cell's mean "
+                       f"by a {BOOTSTRAP_NOTE}. Paired tests: the same bootstrap of the difference (seeds: "
+                       "\"k of a/b\" when a row has a seed the other lacks), mean ± std over the paired seeds, bootstrap "
+                       "SE, two-sided p.", fmt)]
              for fmt in ("md", "tex")}
     if g.no_predictions:
         for fmt in notes:
@@ -253,7 +265,7 @@ def table3_ci(records: list[dict], profile: str, g: Grid | None = None) -> tuple
              " & ".join(h1) + r" \\", r"\midrule", *(" & ".join(r) + r" \\" for r in spread["tex"]),
              r"\bottomrule", r"\end{tabular}"]
     if tests["tex"]:
-        lines += [r"\par\medskip", r"\begin{tabular}{lllllllc}", r"\toprule",
+        lines += [r"\par\medskip", r"\begin{tabular}{lllllllllc}", r"\toprule",
                   " & ".join(esc(h, "tex") for h in h2) + r" \\", r"\midrule",
                   *(" & ".join(r) + r" \\" for r in tests["tex"]), r"\bottomrule", r"\end{tabular}"]
     lines += [*tex_notes(notes["tex"]), r"\end{table*}"]

@@ -79,17 +79,13 @@ def train_blade(ctx, cfg: BladeConfig) -> Path:
 
 
 def _train_blade(ctx, cfg: BladeConfig) -> Path:
-    from accelerate import PartialState
-
     if cfg.reward not in REWARDS:
         raise ValueError(f"reward {cfg.reward!r} unknown; valid: {', '.join(REWARDS)}")
     check_settings(cfg)
     done = finished_grpo(ctx)
     if done is not None:
         return done
-    state = PartialState()
-    with state.main_process_first():
-        sft_path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
+    sft_path = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log, seed=ctx.seed)  # all processes, together
     model, tok, _ = load_sft(sft_path)
     trie = get_trie(ctx, tok)
     align = alignment_pool(ctx.data, ctx.profile.align_source)

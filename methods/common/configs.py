@@ -106,6 +106,13 @@ class BladeObjective:
     M: int = 128
 
 
+# The largest reference set: M lists per prompt are sampled in one generate call (num_return_sequences = M), so an
+# absurd M (1e12: 96 TB) must be refused when the config is built. 1024 = 8 x the paper's 128.
+MAX_M = 1024
+_M_RULE: Rule = ((lambda v: 0 <= v <= MAX_M), f"an integer in [0, {MAX_M}] (the paper: 128; each prompt samples its M "
+                 "lists in one batch)")
+
+
 @dataclass
 class BladeConfig(GRPOSettings, BladeObjective):
     """BLADE / static BoN alignment hyper-parameters: the objective, then `GRPOSettings` (its defaults are BLADE's).
@@ -124,7 +131,7 @@ class BladeConfig(GRPOSettings, BladeObjective):
 
     rules: ClassVar[dict[str, Rule]] = {
         **GRPO_RULES, "reward": one_of(*REWARDS), "smoothing": one_of("add_one", "none"),
-        **{k: at_least(1) for k in ("reward_k", "n")}, "M": at_least(0), **{k: at_least(0.0) for k in ("lam", "tau")},
+        **{k: at_least(1) for k in ("reward_k", "n")}, "M": _M_RULE, **{k: at_least(0.0) for k in ("lam", "tau")},
         "tau_grid": ((lambda v: all(t >= 0 and t == t and t != float("inf") for t in v)), "finite taus >= 0"),
     }
 

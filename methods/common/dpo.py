@@ -47,6 +47,7 @@ from benchmark.io import atomic_save_dir, atomic_write_text, complete_checkpoint
 from benchmark.metrics import ndcg_at_k, recall_at_k
 from benchmark.prompts import encode_prompts
 from methods.common.configs import PreferenceConfig
+from methods.common.guards import FiniteLoss, TiedWeightsLoad, quiet_progress, trainer_args
 from methods.common.llm import get_trie, greedy_lists, prompts_for
 from methods.common.logprobs import completion_logits, constrained_token_logps, constraint_masks, disable_dropout
 from methods.common.sft import load_sft, prompt_completion, train_sft
@@ -164,7 +165,7 @@ def list_constraints(trie, batch: dict, eos_token_id: int) -> torch.Tensor:
     return allowed
 
 
-class PreferenceTrainer(DPOTrainer):
+class PreferenceTrainer(TiedWeightsLoad, DPOTrainer):
     """`DPOTrainer` whose loss sees (n + 1) lists per row, scored under the decoding constraints (module docstring)."""
 
     def __init__(self, *args, trie, loss_fn: LossFn, constrained: bool = True, **kw):
@@ -218,7 +219,7 @@ class PreferenceTrainer(DPOTrainer):
 # ----------------------------------------------------------------------------------------------- training steps
 def _device_args(ctx) -> dict:
     return {"seed": ctx.seed, "data_seed": ctx.seed, "use_cpu": not torch.cuda.is_available(), "bf16": ctx.profile.bf16,
-            "gradient_checkpointing": False, "report_to": "none", "disable_tqdm": False}
+            "report_to": "none", **trainer_args()}
 
 
 def _save_on_main(save, final: Path) -> None:
@@ -250,7 +251,10 @@ def sft_on_positives(ctx, start: Path, windows: Sequence[Window], cfg: Preferenc
                      num_train_epochs=cfg.sft_epochs, max_grad_norm=1.0, logging_steps=10, save_strategy="no",
                      completion_only_loss=True, max_length=1024, **_device_args(ctx))
     trainer = SFTTrainer(model=model, args=args, train_dataset=HFDataset.from_dict(
-        prompt_completion(ctx.data, pos, ctx.profile, tok)), processing_class=tok)
+        prompt_completion(ctx.data, pos, ctx.profile, tok)), processing_class=tok,
+        callbacks=[FiniteLoss(f"SFT on the alignment positives ({ctx.data.name})",
+                              "lower its learning rate (--set METHOD.sft_lr=VALUE) and run again")])
+    quiet_progress(trainer)
     t0 = time.time()
     res = trainer.train()
     info = {"seconds": time.time() - t0, "steps": trainer.state.global_step, "windows": len(pos),
@@ -297,7 +301,10 @@ def run_dpo(ctx, start: Path, windows: Sequence[Window], rows: list[dict], cfg: 
     )
     trainer = PreferenceTrainer(model=str(start), args=args, train_dataset=data, processing_class=tok,
                                 data_collator=PreferenceCollator(tok.pad_token_id), trie=trie, loss_fn=loss_fn,
-                                constrained=ctx.profile.constrained)
+                                constrained=ctx.profile.constrained,
+                                callbacks=[FiniteLoss(f"DPO {ctx.data.name}", "lower the learning rate "
+                                                      "(--set METHOD.lr=VALUE) and run again")])
+    quiet_progress(trainer)
     work = out / "work"
     resume = complete_checkpoint(work)  # incomplete checkpoints (killed inside a save) are removed
     ctx.log.info("DPO from %s: %d rows x %d rejected, %d processes, resume=%s", start, len(rows),
@@ -369,8 +376,7 @@ def fit_preference(ctx, cfg: PreferenceConfig, build_rows: BuildRows, loss_fn: L
     if summary.exists():
         info = json.loads(summary.read_text())
     else:
-        with PartialState().main_process_first():  # several processes: the main one trains the shared SFT
-            current = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log)
+        current = train_sft(ctx.data, ctx.profile, ctx.cache_dir, ctx.log, seed=ctx.seed)  # all processes, together
         subsets, valid_w = iteration_subsets(ctx.data, cfg, ctx.seed, iterations, ctx.profile.align_source)
         curve = [{"iteration": 0, "stage": "sft_checkpoint", **valid_scores(ctx, current, valid_w)}]
         iters = []

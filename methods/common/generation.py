@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import importlib.util
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -246,7 +247,8 @@ def generate_lists(
     start = time.perf_counter()
     try:
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        for lo in tqdm(range(0, len(prompts), batch_size), desc=f"generate ({spec.mode})", disable=not progress):
+        for lo in tqdm(range(0, len(prompts), batch_size), desc=f"generate ({spec.mode})",
+                       disable=not progress or not sys.stderr.isatty()):  # no bar redraws in a log file
             batch, batch_ex = list(prompts[lo : lo + batch_size]), excluded[lo : lo + batch_size]
             enc = encode_prompts(tokenizer, batch, return_tensors="pt", padding=True, padding_side="left")
             enc = {name: t.to(device) for name, t in enc.items()}

@@ -41,6 +41,7 @@ from benchmark.io import atomic_save_dir, complete_checkpoint
 from benchmark.metrics import score_lists
 from methods.common.configs import LOGPS, GRPOSettings
 from methods.common.estimator import zero_spread_fraction
+from methods.common.guards import FiniteLoss, TiedWeightsLoad, quiet_progress, trainer_args
 from methods.common.llm import generate_for, prompts_for
 from methods.common.logprobs import completion_logits, constrained_token_logps, constraint_masks, disable_dropout
 from methods.common.trie import ListConstraintProcessor
@@ -92,7 +93,7 @@ def max_completion_len(trie, k: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- trainer
-class ListGRPOTrainer(GRPOTrainer):
+class ListGRPOTrainer(TiedWeightsLoad, GRPOTrainer):
     """`GRPOTrainer` + constrained rollouts + a method's group reward + a CPU-fast completion-only log-prob.
 
     Args (besides GRPOTrainer's):
@@ -310,14 +311,14 @@ def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: li
         raise ValueError(f"prompts_per_step*G = {cfg.prompts_per_step * cfg.G} must divide by {n_proc} processes")
     args = GRPOConfig(
         output_dir=str(ctx.run_dir / "work"), seed=ctx.seed, data_seed=ctx.seed, use_cpu=not torch.cuda.is_available(),
-        bf16=ctx.profile.bf16, gradient_checkpointing=False, learning_rate=cfg.lr, lr_scheduler_type=cfg.lr_scheduler,
+        bf16=ctx.profile.bf16, **trainer_args(), learning_rate=cfg.lr, lr_scheduler_type=cfg.lr_scheduler,
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, per_device_train_batch_size=per_device,
         gradient_accumulation_steps=1, num_generations=cfg.G,
         max_completion_length=max_completion_len(trie, ctx.profile.k), temperature=cfg.temperature, top_p=1.0,
         top_k=0, repetition_penalty=cfg.repetition_penalty, beta=cfg.beta, epsilon=cfg.epsilon, loss_type="grpo",
         scale_rewards="group", num_iterations=cfg.num_iterations,
         max_grad_norm=1.0, weight_decay=0.0, warmup_steps=0, logging_steps=1, save_strategy="steps",
-        save_steps=cfg.eval_every or 10**9, save_total_limit=1, report_to="none", disable_tqdm=False,
+        save_steps=cfg.eval_every or 10**9, save_total_limit=1, report_to="none",
         remove_unused_columns=False, shuffle_dataset=True, mask_truncated_completions=False,
         # dropout would make the policy's log-probs noisy against the (eval-mode) reference: ratio != 1 and KL > 0
         # at step 0 (measured: KL 0.027 at step 1 with the cpu profile's attention dropout 0.2); TRL's switch misses
@@ -339,9 +340,12 @@ def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: li
         return {k: agg[k] for k in CURVE_METRICS}
 
     curves = ValidationCurve(evaluate, cfg.eval_every)
+    finite = FiniteLoss(f"GRPO {ctx.data.name} ({reward_name})", "lower the learning rate (--set METHOD.lr=VALUE) "
+                        "and run again")
     trainer = ListGRPOTrainer(model=str(sft_path), reward_funcs=[reward_fn], args=args, train_dataset=data,
-                              processing_class=tok, callbacks=[curves], trie=trie, k=ctx.profile.k,
+                              processing_class=tok, callbacks=[curves, finite], trie=trie, k=ctx.profile.k,
                               group_reward=group_reward, rollout=rollout, logps=cfg.logps)
+    quiet_progress(trainer)
     holder["trainer"] = trainer
     work = ctx.run_dir / "work"
     resume = complete_checkpoint(work)  # incomplete checkpoints (killed inside a save) are removed

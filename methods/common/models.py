@@ -63,16 +63,23 @@ def _convert_smollm2(out: Path) -> Path:
     return atomic_save_dir(save, out)
 
 
+def _from_hub(load, repo: str):
+    """`load(repo)` (a tokenizer or a model); unreachable, unknown, offline or gated: one UserError that says what
+    to do, never a traceback."""
+    try:
+        return load(repo)
+    except (OSError, ValueError, RuntimeError, ImportError) as e:  # hub errors are OSErrors (and HTTP errors)
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise UserError(
+            f"could not load {repo!r} from the Hugging Face hub ({type(e).__name__}: {first}). The paper profile "
+            "downloads it: run on a machine with internet access (HF_HUB_OFFLINE unset), accept the model's licence "
+            "on the hub and `huggingface-cli login` (or set HF_TOKEN), or pre-download it into the HF cache") from None
+
+
 def load_pretrained(repo: str):
     """Load a hub model; offline or gated, fail with a message that says what to do."""
-    try:
-        tok = AutoTokenizer.from_pretrained(repo)
-        model = AutoModelForCausalLM.from_pretrained(repo, dtype=torch.float32)
-    except (OSError, ValueError) as e:
-        raise UserError(
-            f"could not load {repo!r} from the Hugging Face hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
-            "The paper profile downloads it: run on a machine with internet access, accept the model's licence on "
-            "the hub and `huggingface-cli login` (or set HF_TOKEN), or pre-download it into the HF cache.") from None
+    tok = _from_hub(AutoTokenizer.from_pretrained, repo)
+    model = _from_hub(lambda r: AutoModelForCausalLM.from_pretrained(r, dtype=torch.float32), repo)
     return model, tok
 
 
@@ -91,7 +98,7 @@ def get_tokenizer(ds: Dataset, profile: Profile, cache_dir: Path):
     if profile.model == "smollm2":
         tok = AutoTokenizer.from_pretrained(smollm2_dir(cache_dir))
     elif profile.model.startswith("hf:"):
-        tok = AutoTokenizer.from_pretrained(profile.model[3:])
+        tok = _from_hub(AutoTokenizer.from_pretrained, profile.model[3:])
     else:
         key = f"{ds.name}-{ds.data_hash}-{profile.item_repr}-{profile.bpe_vocab}"
         path = cache_dir / "tokenizers" / key

@@ -39,6 +39,7 @@ import hashlib
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -49,6 +50,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from benchmark.errors import TrainingDiverged
 from benchmark.io import atomic_write
 from methods.common.configs import SASRecConfig
 
@@ -216,16 +218,21 @@ def train_sasrec(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
     best, best_epoch, best_state = -1.0, 0, None
     t0 = time.time()
-    bar = tqdm(range(1, cfg.max_epochs + 1), desc="sasrec", unit="epoch", leave=False)
+    bar = tqdm(range(1, cfg.max_epochs + 1), desc="sasrec", unit="epoch", leave=False,
+               disable=not sys.stderr.isatty())  # a log file gets the per-evaluation lines only
     for epoch in bar:
         model.train()
         total = 0.0
         for idx in torch.randperm(len(targets)).split(cfg.batch_size):
             loss = nn.functional.cross_entropy(model(inputs[idx].to(device)), targets[idx].to(device))
+            value = loss.item()
+            if not math.isfinite(value):  # a diverged model: fail the run (one line, no record), never train on
+                raise TrainingDiverged(f"SASRec diverged: loss = {value} in epoch {epoch}. No record was written; "
+                                       "lower the learning rate (--set sasrec.lr=VALUE) and run again")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.item() * len(idx)
+            total += value * len(idx)
         if epoch % cfg.eval_every and epoch != cfg.max_epochs:
             continue
         ndcg = _validate(model, valid_windows) if valid_windows else float("nan")

@@ -4,8 +4,10 @@ TRL's `SFTTrainer` on a prompt/completion dataset built from the training window
 the sft users', or every training user's under the paper's ``align_source = "train"``), completion-only loss by
 default, and the checkpoint chosen by the profile's `sft_select`: the best validation loss or the best validation
 NDCG@5 of greedy constrained lists (early stopping; the epoch count is a maximum), or the last one after all epochs
-(the paper); with a wall-time cap. The checkpoint is trained ONCE per (dataset, profile) and shared by every method and seed:
-it lives in ``cache/sft/<dataset>-<key>/model`` and training state in ``.../work`` (resumable).
+(the paper); with a wall-time cap. The checkpoint is trained ONCE per (dataset, profile, seed) and shared by every
+method of that seed: the run seed drives its initialisation, data order and seeded window caps (hence its checkpoint
+selection), so a table's seed spread includes the base; the profile field `sft_seed` pins one shared base instead.
+It lives in ``cache/sft/<dataset>-<key>/model`` and training state in ``.../work`` (resumable).
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from benchmark.data import Dataset, Window, cap_windows, sft_windows
 from benchmark.prompts import build_completion, build_prompt, render_items
 from benchmark.io import atomic_save_dir, complete_checkpoint, content_hash
 from benchmark.locks import all_processes_lock
+from methods.common.guards import EvalProgress, FiniteLoss, TiedWeightsLoad, quiet_progress, trainer_args
 from methods.common.models import build_model, get_tokenizer, n_params
 
-SFT_SEED = 0  # the shared checkpoint does not depend on the run seed
+def sft_seed(profile, seed: int) -> int:
+    """The seed of the SFT a run starts from: the run seed, unless the profile pins one shared base (`sft_seed`)."""
+    return seed if profile.sft_seed is None else profile.sft_seed
 
 
 def _ranking_eval(ds: Dataset, windows: list[Window], profile, tok):
@@ -49,7 +54,7 @@ def _ranking_eval(ds: Dataset, windows: list[Window], profile, tok):
     return evaluate
 
 
-class _RankingSFTTrainer(SFTTrainer):
+class _RankingSFTTrainer(TiedWeightsLoad, SFTTrainer):
     """`SFTTrainer` whose evaluation also reports ``eval_ndcg@5`` when `ranking` is set (``sft_select = "ndcg"``),
     so transformers' best-checkpoint tracking AND early stopping can use the ranking quality.
 
@@ -87,7 +92,14 @@ class _TimeLimit(TrainerCallback):
         self.limit_s, self.t0 = limit_s, time.time()
 
     def on_step_end(self, args, state, control, **kw):
-        if time.time() - self.t0 > self.limit_s:
+        from accelerate import PartialState
+
+        over = [time.time() - self.t0 > self.limit_s]
+        if PartialState().num_processes > 1:  # every process stops at the same step, as the main one decides
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(over, from_process=0)
+        if over[0]:
             control.should_training_stop = True
             control.should_evaluate = control.should_save = True
 
@@ -102,38 +114,62 @@ def prompt_completion(ds: Dataset, windows: list[Window], profile, tokenizer) ->
     }
 
 
-def sft_dir(ds: Dataset, profile, cache_dir: Path) -> Path:
+def sft_dir(ds: Dataset, profile, cache_dir: Path, seed: int = 0) -> Path:
     """The cache folder of the shared SFT checkpoint for (dataset, profile)."""
-    key = content_hash({"data": ds.data_hash, "profile": asdict(profile), "seed": SFT_SEED, "v": 1})
+    key = content_hash({"data": ds.data_hash, "profile": asdict(profile), "seed": sft_seed(profile, seed), "v": 1})
     return cache_dir / "sft" / f"{ds.name}-{profile.name}-{key}"
 
 
-def train_sft(ds: Dataset, profile, cache_dir: Path, log=None) -> Path:
+def train_sft(ds: Dataset, profile, cache_dir: Path, log=None, seed: int = 0) -> Path:
     """Train (or resume, or reuse) the shared SFT checkpoint; returns the folder with model + tokenizer.
 
     One trainer per checkpoint: a lock beside it makes another run that needs it wait, then reuse it. Every process
-    of an accelerate launch must call this together (they train together)."""
-    root = sft_dir(ds, profile, cache_dir)
+    of an accelerate launch must call this together (they train together, `sft_batch` split across them)."""
+    from accelerate import PartialState
+
+    seed = sft_seed(profile, seed)
+    root = sft_dir(ds, profile, cache_dir, seed)
     final = root / "model"
-    if (final / "sft_info.json").exists():
-        return final
+    if PartialState().num_processes == 1 and (final / "sft_info.json").exists():
+        return final  # (several processes decide together, under the lock, so that none trains alone)
     with all_processes_lock(root.with_name(root.name + ".lock")):
         if (final / "sft_info.json").exists():  # trained by another run while this one waited
             return final
-        return _train_sft(ds, profile, cache_dir, log, root, final)
+        return _train_sft(ds, profile, cache_dir, log, root, final, seed)
 
 
-def _train_sft(ds: Dataset, profile, cache_dir: Path, log, root: Path, final: Path) -> Path:
+def _windows_note(ds: Dataset, profile, n: int) -> str:
+    """Why SFT's window count differs from Table 2's SFT windows (the task's windows of the SFT users), or ""."""
+    task = len(sft_windows(ds, profile.align_source))
+    if n == task:
+        return ""
+    parts = [f"{task:,} task windows as Table 2 counts them"]
+    shorter = len(sft_windows(ds, profile.align_source, profile.sft_min_target)) - task
+    if shorter:
+        parts.append(f"{shorter:,} with a shorter target (sft_min_target = {profile.sft_min_target})")
+    note = " + ".join(parts)
+    if profile.max_sft_windows is not None and n == profile.max_sft_windows:
+        note += f", capped at max_sft_windows = {profile.max_sft_windows:,}"
+    return f" ({note})"
+
+
+def _train_sft(ds: Dataset, profile, cache_dir: Path, log, root: Path, final: Path, seed: int) -> Path:
+    from accelerate import PartialState
     from datasets import Dataset as HFDataset
+
+    state = PartialState()
+    if profile.sft_batch % state.num_processes:
+        raise ValueError(f"sft_batch {profile.sft_batch} must be a multiple of the {state.num_processes} processes "
+                         f"(--set sft_batch=VALUE, or launch a number of processes that divides it)")
 
     select = profile.sft_select  # validated with the profile (benchmark.config.SFT_SELECT)
     tok = get_tokenizer(ds, profile, cache_dir)
     train_w = cap_windows(sft_windows(ds, profile.align_source, profile.sft_min_target), profile.max_sft_windows,
-                          SFT_SEED)
-    eval_w = cap_windows(ds.splits["valid"], profile.sft_eval_windows, SFT_SEED)
+                          seed)
+    eval_w = cap_windows(ds.splits["valid"], profile.sft_eval_windows, seed)
     train = HFDataset.from_dict(prompt_completion(ds, train_w, profile, tok))
     evals = HFDataset.from_dict(prompt_completion(ds, eval_w, profile, tok))
-    model = build_model(profile, tok, cache_dir, SFT_SEED)
+    model = build_model(profile, tok, cache_dir, seed)
     if profile.lora:
         from peft import LoraConfig, get_peft_model
 
@@ -141,8 +177,8 @@ def _train_sft(ds: Dataset, profile, cache_dir: Path, log, root: Path, final: Pa
                                                  task_type="CAUSAL_LM"))
     work = root / "work"
     args = SFTConfig(
-        output_dir=str(work), seed=SFT_SEED, data_seed=SFT_SEED,
-        per_device_train_batch_size=profile.sft_batch, per_device_eval_batch_size=max(64, profile.sft_batch),
+        output_dir=str(work), seed=seed, data_seed=seed,
+        per_device_train_batch_size=profile.sft_batch // state.num_processes, per_device_eval_batch_size=max(64, profile.sft_batch),
         learning_rate=profile.sft_lr, weight_decay=profile.sft_weight_decay, adam_beta2=0.95,
         warmup_steps=profile.sft_warmup_steps, lr_scheduler_type=profile.sft_scheduler,
         lr_scheduler_kwargs={"min_lr_rate": 0.1} if profile.sft_scheduler == "cosine_with_min_lr" else {},
@@ -151,7 +187,7 @@ def _train_sft(ds: Dataset, profile, cache_dir: Path, log, root: Path, final: Pa
         save_steps=profile.sft_eval_every, save_total_limit=2, load_best_model_at_end=select != "last",
         metric_for_best_model="eval_ndcg@5" if select == "ndcg" else "eval_loss", greater_is_better=select == "ndcg",
         logging_steps=profile.sft_eval_every, label_smoothing_factor=profile.sft_label_smoothing,
-        bf16=profile.bf16, use_cpu=not torch.cuda.is_available(), gradient_checkpointing=False,
+        bf16=profile.bf16, use_cpu=not torch.cuda.is_available(), **trainer_args(),
         completion_only_loss=profile.sft_completion_only, max_length=1024, report_to="none",
         include_num_input_tokens_seen=True,
         dataloader_num_workers=0, save_only_model=False,
@@ -162,14 +198,20 @@ def _train_sft(ds: Dataset, profile, cache_dir: Path, log, root: Path, final: Pa
         stopping = [_LossPatience(profile.sft_patience)]
     else:
         stopping = [EarlyStoppingCallback(profile.sft_patience)]
+    what = f"SFT {ds.name}/{profile.name}"
+    watch = "eval_ndcg@5" if select == "ndcg" and profile.sft_stop == "select" else "eval_loss"
+    guards = [FiniteLoss(what, "lower the learning rate (--set sft_lr=VALUE) and run again"),
+              EvalProgress(what, profile.sft_patience if select != "last" else None, watch, profile.sft_max_time_s)]
     trainer = _RankingSFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=evals, processing_class=tok,
-                                 callbacks=[*stopping, _TimeLimit(profile.sft_max_time_s)])
+                                 callbacks=[*guards, *stopping, _TimeLimit(profile.sft_max_time_s)])
+    quiet_progress(trainer)
     if select == "ndcg":
         trainer.ranking = _ranking_eval(ds, eval_w, profile, tok)
     resume = complete_checkpoint(work)  # incomplete checkpoints (killed inside a save) are removed
     if log:
-        log.info("SFT %s/%s: %d train windows, %d eval windows, %.2fM params, resume=%s", ds.name, profile.name,
-                 len(train_w), len(eval_w), n_params(model) / 1e6, resume)
+        log.info("SFT %s/%s: %s train windows%s, %d eval windows, %.2fM params, resume=%s", ds.name, profile.name,
+                 f"{len(train_w):,}", _windows_note(ds, profile, len(train_w)), len(eval_w), n_params(model) / 1e6,
+                 resume)
     t0 = time.time()
     out = trainer.train(resume_from_checkpoint=resume or None)
     secs = time.time() - t0
@@ -202,7 +244,9 @@ def _train_sft(ds: Dataset, profile, cache_dir: Path, log, root: Path, final: Pa
         tok.save_pretrained(d)
         (Path(d) / "sft_info.json").write_text(json.dumps(info, indent=1))
 
-    atomic_save_dir(save, final)
+    if state.is_main_process:
+        atomic_save_dir(save, final)
+    state.wait_for_everyone()
     if log:
         log.info("SFT done in %.0fs: kept step %d (%.2f epochs, by %s; best %.4f), %.0f tok/s", secs, best_step,
                  info["best_epoch"], select, st.best_metric or float("nan"), info["tokens_per_s"])
@@ -219,6 +263,10 @@ def load_sft(path: Path):
     info_file = Path(path) / "sft_info.json"
     info = json.loads(info_file.read_text()) if info_file.exists() else {}
     return model, tok, info
+
+
+class _ContinuedSFTTrainer(TiedWeightsLoad, SFTTrainer):
+    """`SFTTrainer` that ties the output layer again when it resumes from a checkpoint (`TiedWeightsLoad`)."""
 
 
 def continue_sft(ctx, start: Path, rows: list[Window], *, batch: int, lr: float, lr_scheduler: str, out: Path,
@@ -251,13 +299,15 @@ def continue_sft(ctx, start: Path, rows: list[Window], *, batch: int, lr: float,
         gradient_accumulation_steps=1, max_steps=steps, train_sampling_strategy="sequential",
         learning_rate=lr, lr_scheduler_type=lr_scheduler, warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
         label_smoothing_factor=ctx.profile.sft_label_smoothing, completion_only_loss=ctx.profile.sft_completion_only,
-        max_length=1024, bf16=ctx.profile.bf16, use_cpu=not torch.cuda.is_available(), gradient_checkpointing=False,
+        max_length=1024, bf16=ctx.profile.bf16, use_cpu=not torch.cuda.is_available(), **trainer_args(),
         logging_steps=1, save_strategy="steps", save_steps=max(1, save_every), save_total_limit=1,
         save_only_model=False, include_num_input_tokens_seen=True, dataloader_num_workers=0, report_to="none",
-        disable_tqdm=False,
     )
-    trainer = SFTTrainer(model=model, args=args, processing_class=tok,
-                         train_dataset=HFDataset.from_dict(prompt_completion(ctx.data, rows, ctx.profile, tok)))
+    trainer = _ContinuedSFTTrainer(model=model, args=args, processing_class=tok,
+                                   train_dataset=HFDataset.from_dict(prompt_completion(ctx.data, rows, ctx.profile, tok)),
+                                   callbacks=[FiniteLoss(f"continued SFT {ctx.data.name}",
+                                                         "lower the learning rate (--set lr=VALUE) and run again")])
+    quiet_progress(trainer)
     resume = complete_checkpoint(work)  # incomplete checkpoints (killed inside a save) are removed
     ctx.log.info("continued SFT %s: %d rows, %d steps of %d, lr %g (%s), resume=%s", ctx.data.name, len(rows), steps,
                  batch, lr, lr_scheduler, resume)
@@ -281,4 +331,4 @@ def continue_sft(ctx, start: Path, rows: list[Window], *, batch: int, lr: float,
     return final, info
 
 
-__all__ = ["train_sft", "load_sft", "sft_dir", "prompt_completion", "SFT_SEED"]
+__all__ = ["train_sft", "load_sft", "sft_dir", "sft_seed", "prompt_completion"]

@@ -347,11 +347,16 @@ class ListConstraintProcessor(LogitsProcessor):
             dead_rows.extend([r] * len(s.dead))
             dead_cols.extend(s.dead)
         self._prev = cur  # only the last step's prefixes are ever parents of the next step's
-        # Additive mask: -inf everywhere, 0 at the allowed ids (one scatter for the whole batch).
+        # Mask by assignment: the allowed ids keep their scores, every other id gets -inf (one scatter for the whole
+        # batch). Not `scores + mask`: NaN + -inf is NaN, so a diverged model's NaN logits passed the constraint and
+        # decoded disallowed tokens. Non-finite scores are made finite first (NaN and -inf -> the lowest float,
+        # +inf -> the highest), so an allowed id always beats every disallowed one; finite scores are unchanged.
         dev = scores.device
-        mask = torch.full_like(scores, float("-inf"))
+        allowed = torch.zeros_like(scores, dtype=torch.bool)
         row_idx = torch.repeat_interleave(torch.arange(n_rows), torch.tensor(lengths))
-        mask[row_idx.to(dev), torch.cat(cols).to(dev)] = 0.0
+        allowed[row_idx.to(dev), torch.cat(cols).to(dev)] = True
         if dead_rows:  # children whose whole subtree is banned for this row
-            mask[torch.tensor(dead_rows, device=dev), torch.tensor(dead_cols, device=dev)] = float("-inf")
-        return scores + mask
+            allowed[torch.tensor(dead_rows, device=dev), torch.tensor(dead_cols, device=dev)] = False
+        info = torch.finfo(scores.dtype)
+        finite = torch.nan_to_num(scores, nan=info.min, posinf=info.max, neginf=info.min)
+        return torch.where(allowed, finite, torch.tensor(float("-inf"), dtype=scores.dtype, device=dev))
