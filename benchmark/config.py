@@ -330,7 +330,8 @@ class DataConfig:
         also keep the shorter windows at the end of a sequence (the pre-paper "next <= 10" task). Samples datasets
         (Goodreads) are next-item: their target is one item, so their dataset.json sets target_len = min_target = 1.
     split: "user" (seeded 4-way user partition, leak-free) or "temporal" (global time cut-offs).
-    split_fracs: sft / align / valid / test user fractions. split_seed: the partition seed (fixed across run seeds).
+    split_fracs: sft / align / valid / test fractions of the users who can give a full window (history_len +
+        min_target interactions); the others all go to sft. split_seed: the partition seed (fixed across run seeds).
     genre_rule: "list" (keep the genres in `genres`), "first" (the first element of the category path).
     genres: the genre set for MGU/ILD when genre_rule == "list" (empty: every genre present in items.jsonl).
     samples_align_frac / samples_valid_frac: samples datasets: train -> sft/align split and valid slice of sft.
@@ -343,7 +344,7 @@ class DataConfig:
     min_target: int = 10
     stride: int = 1
     split: str = "user"
-    split_fracs: tuple[float, float, float, float] = (0.6, 0.2, 0.1, 0.1)
+    split_fracs: tuple[float, float, float, float] = (0.4, 0.2, 0.1, 0.3)
     split_seed: int = 0
     genre_rule: str = "list"
     genres: tuple[str, ...] = ()

@@ -10,9 +10,9 @@ given by name or by path is preprocessed identically.
 Preprocessing (paper §4.1.1, design.md §2) for interactions datasets: drop users with < 10 interactions; keep the
 15 % most popular items where configured, then drop short users again; history 10 -> next 10 sliding windows
 (stride 1; windows whose target is shorter than `min_target` = 10 are not tasks).
-Users are partitioned by a seeded shuffle into sft / align / valid / test (60/20/10/10): SFT trains on the sft users'
-windows only, alignment prompts come from the align users (never seen by SFT), and valid/test users give all their
-windows. Samples datasets (Goodreads) come pre-windowed and without user ids: their samples are grouped into
+The users who can give a full window are partitioned by a seeded shuffle into sft / align / valid / test (40/20/10/30);
+the users who cannot all go to sft. SFT trains on the sft users' windows only, alignment prompts come from the align
+users (never seen by SFT), and valid/test users give all their windows. Samples datasets (Goodreads) come pre-windowed and without user ids: their samples are grouped into
 pseudo-readers (`sample_groups`) and whole groups go to sft/align (75/25) and valid (10 % of the rest).
 """
 
@@ -434,10 +434,15 @@ def _load_interactions(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
     int_seqs = {u: [idx[i] for _, i in seqs[u]] for u in users}
 
     if cfg.split == "user":
-        order = users[:]
+        # Only users who can give a full history -> target window are shared out by `split_fracs` (docs/design.md §2);
+        # the others have no window to align, select or test on, so they all train SFT (through their shorter
+        # windows when the profile's sft_min_target asks for them) instead of thinning the evaluation splits.
+        need = cfg.history_len + cfg.min_target
+        order = [u for u in users if len(int_seqs[u]) >= need]
         random.Random(cfg.split_seed).shuffle(order)
         bounds = [round(sum(cfg.split_fracs[:j]) * len(order)) for j in range(5)]
         groups = {s: order[bounds[j]:bounds[j + 1]] for j, s in enumerate(SPLITS)}
+        groups["sft"] += [u for u in users if len(int_seqs[u]) < need]
         splits = {s: [w for u in groups[s] for w in _user_windows(u, int_seqs[u], cfg)] for s in SPLITS}
         sequences = {s: [int_seqs[u] for u in groups[s]] for s in SPLITS}
         sequence_users = {s: list(groups[s]) for s in SPLITS}
@@ -461,12 +466,14 @@ def _load_interactions(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
         "users_without_window": sum(1 for u in users if len(int_seqs[u]) < cfg.history_len + cfg.min_target),
         "split_users": {s: len(groups[s]) for s in SPLITS},
         "split_users_with_windows": {s: len({w.user for w in splits[s]}) for s in SPLITS},
+        "test_users": len({w.user for w in splits["test"]}),  # the units of the user bootstrap (Table 2)
         "windows": {s: len(splits[s]) for s in SPLITS},
         "mean_target_len": {s: (sum(len(w.target) for w in splits[s]) / max(1, len(splits[s]))) for s in SPLITS},
         "genres": len(genre_set), "items_with_genres": sum(1 for it in items if it.genres),
     }
-    return Dataset(name, "interactions", items, genre_set, splits, _file_hash([d / "items.jsonl", path], cfg), cfg,
-                   sequences, stats, sequence_users)
+    extra = {"user_split": "full-window users shared out"} if cfg.split == "user" else None  # (issue 23)
+    return Dataset(name, "interactions", items, genre_set, splits,
+                   _file_hash([d / "items.jsonl", path], cfg, extra), cfg, sequences, stats, sequence_users)
 
 
 def _load_samples(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
@@ -498,6 +505,7 @@ def _load_samples(name, d, raw_items, known, cfg: DataConfig) -> Dataset:
         "format": "samples", "users": len(samples), "items": len(items),
         "interactions": sum(len(w.history) + len(w.target) for w in wins),
         "split_users": {s: len({w.user for w in v}) for s, v in splits.items()},  # pseudo-readers
+        "test_users": len({w.user for w in test}),  # pseudo-readers: the units of the user bootstrap (Table 2)
         "windows": {s: len(v) for s, v in splits.items()},
         "mean_target_len": {s: 1.0 for s in SPLITS},
         "genres": len(genre_set), "items_with_genres": sum(1 for it in items if it.genres),

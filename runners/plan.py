@@ -135,8 +135,9 @@ def resolve(methods: list[str], profile: Profile, seeds: list[int], overrides: d
 # Enters every run id (from version 2 on): a change of the protocol that no config field records makes earlier
 # records not count as finished runs of today's code. 2 (issue 22): MGU of a list that leaves the genre space, "No
 # Prior" (M = 0) as Eq. 14, preference prompts tokenised as evaluation's, SPRec never trains on validation windows,
-# D³'s assistant trained on the LLM's SFT windows.
-PROTOCOL = 2
+# D³'s assistant trained on the LLM's SFT windows. 3 (issue 23): the run seed drives SFT, and only users with a full
+# window are shared out across align / valid / test (benchmark.data).
+PROTOCOL = 3
 
 
 def make_run_id(method: str, ds: Dataset, profile: Profile, seed: int, config,

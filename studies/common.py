@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.config import data_dir
-from benchmark.data import load_dataset
-from benchmark.records import load_records
+from benchmark.records import by_created, load_records
 from benchmark.reporting.stats import pooled_user_means
 
 
 def dataset_records(results: Path, name: str, current: str | None = None) -> list[dict]:
-    """The records of dataset `name` under `results` (``<name>/<method>/<run_id>.json``, sorted by path) made on
-    the dataset as it is now (data hash `current`, loaded when not given): records of an earlier split of the same
-    files (Goodreads before its pseudo-reader split, docs/benchmarks.md §9) are left out."""
-    current = current or load_dataset(name, data_dir()).data_hash
-    return [r for r in load_records(Path(results)) if r["dataset"] == name and r["data_hash"] == current]
+    """The records of dataset `name` under `results` (``<name>/<method>/<run_id>.json``, sorted by path) made on one
+    split of its files: data hash `current`, or, when not given, that of the dataset's newest record (a study's
+    records were all made on the split of their day). Records of an earlier split of the same files (Goodreads
+    before its pseudo-reader split, docs/benchmarks.md §9) are left out."""
+    recs = [r for r in load_records(Path(results)) if r["dataset"] == name]
+    if current is None and recs:
+        current = max(recs, key=by_created)["data_hash"]
+    return [r for r in recs if r["data_hash"] == current]
 
 
 def valid_user_means(recs: list[dict], cache: dict) -> tuple[dict[str, float], dict[str, float]]:

@@ -209,8 +209,8 @@ def _assistant_data(ds, profile, tmp_path, monkeypatch, **config):
     return seen
 
 
-# steam: (SFT training windows, their users); the sasrec row trains on all 1,107 sft users' sequences.
-SFT_DATA = {"smoke": (400, 136), "cpu": (12441, 920), "paper": (9163, 410)}
+# steam: (SFT training windows, their users); the sasrec row trains on all 1,531 sft users' sequences.
+SFT_DATA = {"smoke": (400, 116), "cpu": (11524, 1218), "paper": (7916, 314)}
 
 
 @pytest.mark.parametrize("profile_name", sorted(SFT_DATA))

@@ -26,8 +26,14 @@ def test_user_splits_are_disjoint_and_cover_all_users(data_dir, name):
     # users without any window (fewer than 10 + 10 interactions) are reported, never silently lost
     with_windows = sum(len(_users(ds, s)) for s in SPLITS)
     assert with_windows + ds.stats["users_without_window"] == ds.stats["users"]
-    fr = [ds.stats["split_users"][s] / ds.stats["users"] for s in SPLITS]
-    assert fr == pytest.approx([0.6, 0.2, 0.1, 0.1], abs=0.01)
+    # only users who can give a full window are shared out (40/20/10/30); the others all train SFT
+    full = ds.stats["users"] - ds.stats["users_without_window"]
+    fr = [ds.stats["split_users_with_windows"][s] / full for s in SPLITS]
+    assert fr == pytest.approx([0.4, 0.2, 0.1, 0.3], abs=0.01)
+    for s in ("align", "valid", "test"):
+        assert ds.stats["split_users"][s] == ds.stats["split_users_with_windows"][s]  # no window-less user there
+    assert ds.stats["split_users"]["sft"] == ds.stats["split_users_with_windows"]["sft"] + ds.stats["users_without_window"]
+    assert ds.stats["test_users"] >= 150  # issue 23: a test split with power (steam 157, cds 185)
 
 
 def test_steam_preprocessing_matches_the_paper_protocol(steam):
@@ -121,7 +127,8 @@ def test_min_target_keeps_the_shorter_end_of_sequence_windows_only_when_asked(da
     assert short.data_hash != steam.data_hash and short.config.min_target == 1
     lengths = [len(w.target) for w in short.splits["test"]]
     assert min(lengths) == 1 and max(lengths) == 10
-    assert sum(n == 10 for n in lengths) == len(steam.splits["test"])
+    # a different task: the users shared out are those with >= 11 interactions, so the test users differ too
+    assert {w.user for w in short.splits["test"]} != {w.user for w in steam.splits["test"]}
     assert len(short.splits["test"]) == sum(max(0, len(seq) - 10) for seq in short.sequences["test"])
     with pytest.raises(UserError, match="min_target = 11 is invalid: at most target_len = 10"):
         load_dataset("steam", data_dir, dataclasses.replace(steam.config, min_target=11))
@@ -130,11 +137,12 @@ def test_min_target_keeps_the_shorter_end_of_sequence_windows_only_when_asked(da
 def test_sft_min_target_adds_the_shorter_training_windows_of_the_sft_users_only(data_dir, steam):
     """Profile.sft_min_target: SFT also trains on the windows a dataset built with that min_target would hold, for
     the training users only; evaluation windows are the task's."""
-    short = load_dataset("steam", data_dir, dataclasses.replace(steam.config, min_target=1))
     for source, groups in (("align", ["sft"]), ("train", ["sft", "align"])):
         got = sft_windows(steam, source, min_target=1)
-        assert got == [w for g in groups for w in short.splits[g]]  # the same windows, in the same order
-        assert set(sft_windows(steam, source)) < set(got)
+        users = [u for g in groups for u in steam.sequence_users[g]]
+        assert [w.user for w in got] == sorted((w.user for w in got), key=users.index)  # the users' order
+        assert {w.user for w in got} <= set(users)
+        assert set(sft_windows(steam, source)) < set(got)  # the task's windows, and more
     got = sft_windows(steam, "align", min_target=1)
     assert {len(w.target) for w in got} == set(range(1, 11))
     assert {w.user for w in got} <= set(steam.sequence_users["sft"])
@@ -149,7 +157,7 @@ def test_paper_alignment_source_draws_from_the_sft_training_windows(steam):
     assert train == steam.splits["sft"] + steam.splits["align"] and sft_windows(steam) == steam.splits["sft"]
     a, v = alignment_subset(steam, 4096, 512, seed=0, align_source="train")
     assert len(a) == 4096 and len(v) == 512 and not set(a) & set(v) and set(a + v) <= set(train)
-    with pytest.raises(UserError, match=r"4096\+512 exceeds the 1,?787 align-user windows"):
+    with pytest.raises(UserError, match=r"4096\+512 exceeds the 2,?031 align-user windows"):
         alignment_subset(steam, 4096, 512, seed=0)
     with pytest.raises(UserError, match="align_source 'users' unknown. Valid: align, train"):
         alignment_subset(steam, 4, 4, seed=0, align_source="users")
@@ -215,8 +223,9 @@ def test_item_genres_are_built_once(steam):
     assert len(first) == ds.n_items and first[0] == frozenset(ds.items[0].genres)
 
 
-def test_table2_says_why_sft_trained_on_more_windows(steam):
-    """Issue 25: the SFT log said 12,441 windows, Table 2 7,376, and nothing said why (cpu: sft_min_target = 1)."""
+def test_table2_says_why_sft_trained_on_more_windows_and_lists_test_users(steam):
+    """Issue 25: the SFT log said 12,441 windows, Table 2 7,376, and nothing said why (cpu: sft_min_target = 1).
+    Issue 23: Table 2 lists the test users (the units the bootstraps resample)."""
     from benchmark.config import get_profile
     from benchmark.data import sft_windows
     from benchmark.reporting.table2 import table2
@@ -230,4 +239,8 @@ def test_table2_says_why_sft_trained_on_more_windows(steam):
     assert n > task
     assert (f"Steam: the shared SFT trained on {n:,} windows, not the {task:,} SFT windows above: "
             "sft_min_target = 1") in md
-    assert r"sft\_min\_target = 1" in tex
+    header = next(x for x in md.splitlines() if x.startswith("| Dataset"))
+    row = next(x for x in md.splitlines() if x.startswith("| Steam"))
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
+    assert cells["Test users"] == f"{steam.stats['test_users']:,}" == "157"
+    assert "Test users" in tex

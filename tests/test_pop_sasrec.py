@@ -118,7 +118,7 @@ def test_get_sasrec_caches_and_method_recommends_distinct_non_history(tmp_path, 
 
 
 def test_sasrec_row_trains_on_every_sft_users_sequence(steam, tmp_path, monkeypatch):
-    """The sasrec row stays the classical reference: every prefix of every sft user's full sequence (steam: 1,107
+    """The sasrec row stays the classical reference: every prefix of every sft user's full sequence (steam: 1,531
     users, more than the LLM's SFT windows cover), under its unchanged cache key (D³'s assistant has its own)."""
     import hashlib
     import json
@@ -139,9 +139,9 @@ def test_sasrec_row_trains_on_every_sft_users_sequence(steam, tmp_path, monkeypa
     cfg = sasrec_profile_config("cpu")
     with pytest.raises(RuntimeError, match="recorded"):
         SASRec(SASRec.Config(**asdict(cfg))).fit(ctx)
-    assert seen["sequences"] is steam.sequences["sft"] and len(seen["sequences"]) == 1107
+    assert seen["sequences"] is steam.sequences["sft"] and len(seen["sequences"]) == 1531
     assert seen["examples"] is None and seen["valid"] is steam.splits["valid"]
-    assert len(sasrec_lib._prefix_examples(seen["sequences"], cfg.maxlen)[1]) == 22404
+    assert len(sasrec_lib._prefix_examples(seen["sequences"], cfg.maxlen)[1]) == 25303
     key = {"cfg": asdict(cfg), "data": steam.data_hash, "seed": 0, "version": sasrec_lib._CACHE_VERSION}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     assert sasrec_lib.sasrec_cache_path(ctx, cfg) == tmp_path / "cache" / "sasrec" / f"steam-{digest}.pt"

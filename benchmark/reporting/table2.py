@@ -31,8 +31,10 @@ COLUMNS = (
     ("Align windows", ("windows", "align")),
     ("Valid windows", ("windows", "valid")),
     ("Test windows", ("windows", "test")),
+    ("Test users", ("test_users",)),
 )
-NOTE = "Computed by the data pipeline and copied from the run records; windows per user-disjoint split."
+NOTE = ("Computed by the data pipeline and copied from the run records; windows per user-disjoint split. Test users "
+        "(Goodreads: pseudo-readers) are the units the bootstraps resample.")
 
 
 def _get(stats: dict, path: tuple[str, ...]) -> Any:
