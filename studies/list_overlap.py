@@ -4,6 +4,8 @@ For one dataset and seed of a results folder, per method: test NDCG@5, catalogue
 items (of 10) each test list shares with Pop's list and with the SFT model's (BIGRec's) list of the same window.
 
     python -m studies.list_overlap --results-dir results/reference --dataset steam --seed 0
+
+(the numbers in docs/benchmarks.md §2 come from the protocol-1 records kept in results/studies/list_overlap)
 """
 
 from __future__ import annotations
