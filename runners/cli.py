@@ -424,18 +424,45 @@ def _relaunch_on_cpu(n: int, argv: list[str]) -> int:
     return subprocess.run(cmd).returncode
 
 
+def _honour_cpu_flag() -> None:
+    """`accelerate launch --cpu` (ACCELERATE_USE_CPU) on a machine with GPUs: hide them from this process and every
+    process it starts, before torch is imported, so that each ``torch.cuda.is_available()`` (trainer devices, bf16
+    autocast, SASRec) agrees with the flag. Without it the GPU was used anyway, or two ranks met on one GPU."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("true", "1"):
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def _check_gpu_processes() -> None:
+    """Refuse, in one line, more processes on this node than it has GPUs (NCCL's "Duplicate GPU detected")."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    if local <= 1:
+        return
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if 0 < gpus < local:
+        raise UserError(f"{local} processes on this machine but {gpus} GPU(s): one process per GPU. Launch with "
+                        f"--num_processes {gpus}, or add --cpu to run the {local} processes on CPU")
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    # Third-party libraries log at WARNING and above (datasets' "JAX version ... available" and the like), so that a
+    # refused command prints its one-line error and nothing else; the suite's own logger ("benchmark") says INFO.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger().setLevel(logging.WARNING)  # also when the root logger already had a handler
+    logging.getLogger("benchmark").setLevel(logging.INFO)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    _honour_cpu_flag()
     if not sys.stderr.isatty():  # a log file: no progress-bar redraws from the Hugging Face libraries (set before
         for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):  # they are imported)
             os.environ.setdefault(var, "1")
     n = _accelerate_cpu_processes()
     if n > 1:
         return _relaunch_on_cpu(n, sys.argv[1:] if argv is None else argv)
-    _cpu_distributed_env()
     try:
+        _check_gpu_processes()
+        _cpu_distributed_env()
         args = build_parser().parse_args(argv)
         return args.fn(args)
     except UserError as e:

@@ -142,6 +142,39 @@ def test_third_party_libraries_log_warnings_only(capsys):
                  "filelock"):
         assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING, name
     assert capsys.readouterr().err.count("\n") == 1
+    # issue 24: any other library too (datasets logged "JAX version ... available" through a logger of its own on a
+    # machine with JAX): only the suite's logger says INFO
+    for name in ("jax", "jax._src.xla_bridge", "some.library.we.never.named"):
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING, name
+    assert logging.getLogger("benchmark").getEffectiveLevel() == logging.INFO
+
+
+def test_cpu_flag_hides_gpus_and_more_processes_than_gpus_is_one_line(monkeypatch, capsys):
+    """Issue 24: `accelerate launch --cpu` on a GPU machine ran on the GPU (and two ranks met on one GPU: NCCL
+    "Duplicate GPU detected"); more processes than GPUs gets a one-line error that says what to do."""
+    import torch
+
+    from runners import cli
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "true")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    cli._honour_cpu_flag()
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == ""  # before torch initialises CUDA, in this process and its children
+    monkeypatch.delenv("ACCELERATE_USE_CPU")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    cli._honour_cpu_flag()
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"  # without --cpu nothing is hidden
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert main(["run", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2 processes on this machine but 1 GPU(s)" in err
+    assert "--num_processes 1, or add --cpu" in err
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # one process per GPU: accepted
+    cli._check_gpu_processes()
 
 
 def test_empty_experiment_name_is_an_unknown_experiment(capsys):

@@ -47,7 +47,7 @@ def _before_after(rec, steam, cache):
     if "checkpoint" in art:  # SASRec: trained from its seeded initialisation
         from methods.common.sasrec import SASRecConfig, SASRecModel
 
-        blob = torch.load(art["checkpoint"], weights_only=True)
+        blob = torch.load(art["checkpoint"], weights_only=True, map_location="cpu")  # saved from a GPU too
         torch.manual_seed(rec["seed"])
         return SASRecModel(blob["n_items"], SASRecConfig(**blob["cfg"])).state_dict(), blob["state_dict"]
     return None

@@ -210,7 +210,7 @@ def train_sasrec(
     Returns:
         The model with the best validation state, in eval mode; ``model.train_log`` holds the curve.
     """
-    log = log or logging.getLogger(__name__)
+    log = log or logging.getLogger("benchmark")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     inputs, targets = examples if examples is not None else _prefix_examples(sequences, cfg.maxlen)
     model = SASRecModel(n_items, cfg).to(device)
