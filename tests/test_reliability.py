@@ -242,7 +242,7 @@ BAD = [
     ("results-dir is the reference", ["--results-dir", "results/reference"],
      "--results-dir results/reference is the committed reference reproduction: add --into-reference"),
     ("smoke run into the reference", ["--results-dir", None, "--into-reference", True],
-     "--into-reference: the committed reproduction is made with the cpu or paper profile, not smoke"),
+     "--into-reference: the committed reproduction is made with the profiles cpu, smollm2, paper, not smoke"),
     ("read-only results subfolder", ["--results-dir", "RES"], "--results-dir RES/steam/pop: RES/steam/pop is not "
                                                               "writable"),
     ("read-only experiments subfolder", ["--methods", None, "--experiment", "fig5", "--datasets", "steam",

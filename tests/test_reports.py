@@ -585,3 +585,10 @@ def test_sanity_bar_pairs_the_seeds_of_sft_and_pop(tmp_path):
     cells = _cells(md, "CDs")
     assert cells[1:4] == ["0.0700 ± 0.0141", "0.0200 ± 0.0000", "+0.0500 ± 0.0141"]
     assert cells[4] == "[+0.0400, +0.0600]" and cells[6] == "2 of 2/3" and cells[7] == "beats Pop"
+
+
+def test_significance_gives_the_sign_in_each_seed():
+    """Issue 23: the claim table gives, for each claim, the sign in each seed beside the two-level p-value."""
+    from benchmark.reporting.significance import _signs
+
+    assert _signs({"per_seed": {2: -0.01, 0: 0.02, 1: 0.0, 3: 1e-9}}) == "+ 0 − +"  # seeds in order

@@ -41,6 +41,11 @@ def _aligned(r: dict) -> bool:
             and "n_align_train" in ((r.get("config") or {}).get("method") or {}))
 
 
+def _signs(res: dict) -> str:
+    """The sign of a − b in each paired seed, seeds in order: "+ + − +" ("0" for an exact tie)."""
+    return " ".join("+" if v > 0 else "−" if v < 0 else "0" for _, v in sorted(res["per_seed"].items()))
+
+
 def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[str, str, list]:
     """(Markdown, LaTeX, rows): two-level paired bootstrap tests of a − b for every compared pair (a of a higher
     stage), and each dataset's minimum detectable effect."""
@@ -53,7 +58,7 @@ def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> t
         if res is not None:
             body.append([dataset_name(d), f"{a[0]['display_name']} − {b[0]['display_name']}", diff_std(res),
                          f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]", f"{res['se']:.4f}",
-                         f"{res['p_value']:.3f}", seeds_paired(res, len(a), len(b)), res["n_users"]])
+                         f"{res['p_value']:.3f}", seeds_paired(res, len(a), len(b)), _signs(res), res["n_users"]])
 
     controls = {r["display_name"] for r in records if r["role"] == "control"}
     for d, recs in by_dataset(records).items():
@@ -78,11 +83,13 @@ def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> t
                 test(others[key], sft)
             if control and _aligned(others[key][0]):
                 test(others[key], control)
-    head = ["Dataset", "Difference", "Mean ± std (seeds)", "95 % CI", "SE", "p (two-sided)", "Seeds", "Users"]
+    head = ["Dataset", "Difference", "Mean ± std (seeds)", "95 % CI", "SE", "p (two-sided)", "Seeds", "Sign per seed",
+            "Users"]
     notes = [f"Test split. Paired {BOOTSTRAP_NOTE}. Mean: the mean over the paired seeds of the per-seed difference "
              "of window means, ± its sample std over those seeds; SE: the bootstrap standard error; p: two-sided, "
              "2 × the fraction of resamples on the other side of 0. Seeds: the seeds both rows share (\"k of a/b\" "
-             "when a row has a seed the other lacks).",
+             "when a row has a seed the other lacks). Sign per seed: the sign of the difference in each paired seed, seeds "
+             "in order (0: exactly equal).",
              *mdes, MDE_NOTE]
     if controls:
         notes.append(f"{', '.join(sorted(controls))} (role control): the SFT model trained further on the alignment "
