@@ -84,6 +84,9 @@ class Method(abc.ABC):
             model itself: Table 1's base and cost unit, the start of every alignment comparison), ``"popularity"``
             (the sanity bar's floor: the SFT model should beat it on validation), ``"control"`` (SFT continued on the
             alignment data: every aligned method is also tested against it), or ``""``.
+        in_all: planned by ``--methods all`` (the main comparison, one training per method). False for a method
+            that repeats another's training several times to select among them (``blade_n_tau``: BLADE-N once per τ
+            of the paper's grid): it is named explicitly, and the ``table3`` experiment names it.
         Config: a dataclass of the method's hyper-parameters with the paper's defaults. The runner resolves it
             (defaults, then ``--set key=value`` overrides, type-checked) and stores it in every record.
     """
@@ -95,6 +98,7 @@ class Method(abc.ABC):
     uses_sft: ClassVar[bool] = False
     oracle: ClassVar[bool] = False
     role: ClassVar[str] = ""
+    in_all: ClassVar[bool] = True
 
     @dataclass
     class Config:

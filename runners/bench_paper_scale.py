@@ -12,7 +12,11 @@ are, if anything, pessimistic). Every stage runs the suite's own pieces at the `
     penalty), BLADE's reward against M = 128 sorted reference rewards (`bayes_cdf`, `proxy_reward`), the constraint
     masks (`constraint_masks`), constrained log-probs of policy and reference (`constrained_token_logps`), the
     KL-regularised GRPO loss, backward and AdamW. Host share = time in the trie processor and in building the masks,
-    over the step (GPU: synchronised around both).
+    over the step (GPU: synchronised around both). `host_replay_s`: the pure host part of the constraint (the
+    automaton replayed over the step's completions with the masks on the "meta" device, which holds no data, so no
+    tensor work is left): what a step pays on the host whatever the accelerator, once while sampling (the masks
+    for the log-probs are the ones the sampler recorded; replaying the automaton for them, as before issue 24, paid it
+    a second time).
   * DPO: one step of `batch_size` (chosen, rejected) list pairs, constrained log-probs of policy and reference.
   * Test decoding: greedy constrained lists of `eval_batch` prompts (`generate_lists`): tokens/s.
   * Peak memory: GPU max allocated; CPU the process's peak RSS (includes everything else in the process).
@@ -183,7 +187,8 @@ def grpo_steps(policy, ref, tok, trie, prompts, excluded, targets, *, G, M, k, s
     opt = torch.optim.AdamW(policy.parameters(), lr=2e-5, weight_decay=0.0)
     ref_sorted = torch.sort(torch.rand(len(prompts), M), -1).values  # M reference rewards per prompt
     rows_n = len(prompts) * G
-    out = {k_: [] for k_ in ("step_s", "generate_s", "processor_s", "mask_s", "logps_s", "mask_gb", "tokens")}
+    out = {k_: [] for k_ in ("step_s", "generate_s", "processor_s", "mask_s", "logps_s", "mask_gb", "tokens",
+                             "host_replay_s")}
     for s in range(steps + 1):
         rows = [p for p in prompts for _ in range(G)]
         ex_rows = [e for e in excluded for _ in range(G)]
@@ -192,7 +197,7 @@ def grpo_steps(policy, ref, tok, trie, prompts, excluded, targets, *, G, M, k, s
         TimedProcessor.seconds = 0.0
         step, gen, msk, lps = (_Clock(device) for _ in range(4))
         with step:
-            proc = TimedProcessor(trie, k, eos, P, ex_rows)
+            proc = TimedProcessor(trie, k, eos, P, ex_rows, record=True)  # as ListGRPOTrainer samples
             policy.eval()
             with gen, torch.no_grad(), _autocast(device, bf16):
                 seq = policy.generate(**enc, logits_processor=[proc], do_sample=True, temperature=temperature,
@@ -201,9 +206,15 @@ def grpo_steps(policy, ref, tok, trie, prompts, excluded, targets, *, G, M, k, s
             policy.train()
             comp = seq[:, P:]
             cmask = _completion_mask(comp, eos)
-            with msk:
-                allowed = constraint_masks(trie, k, eos, comp.cpu(), ex_rows,
-                                           vocab_size=policy.get_output_embeddings().weight.shape[0]).to(device)
+            V = policy.get_output_embeddings().weight.shape[0]
+            with msk:  # the masks the sampler recorded (the trainer's path), built on the device
+                allowed = proc.masks(comp.shape[1], V, device=device)
+            # the pure host part of the constraint (the automaton, Python): its replay over the completions on "meta",
+            # whose tensors hold no data, so only the host work and dispatch remain. Sampling pays it once; building
+            # the masks by replay (before issue 24) paid it a second time, the recorded masks do not
+            t_host = time.perf_counter()
+            constraint_masks(trie, k, eos, comp.cpu(), ex_rows, vocab_size=V, device="meta")
+            replay = time.perf_counter() - t_host
             raw = torch.tensor([ndcg_at_k(trie.parse(c[: int(m.sum())].tolist()), t, k)
                                 for c, m, t in zip(comp.cpu(), cmask.cpu(), [t for t in targets for _ in range(G)])])
             r = proxy_reward(bayes_cdf(raw.view(-1, G), ref_sorted, tau), G).to(device)
@@ -223,8 +234,9 @@ def grpo_steps(policy, ref, tok, trie, prompts, excluded, targets, *, G, M, k, s
                     loss = -(((adv * torch.exp(lp - lp.detach())) - beta * kl) * cmask).sum() / cmask.sum()
                     _update(policy, opt, loss)
         if s:
-            for key, v in (("step_s", step.s), ("generate_s", gen.s), ("processor_s", TimedProcessor.seconds),
+            for key, v in (("step_s", step.s - replay), ("generate_s", gen.s), ("processor_s", TimedProcessor.seconds),
                            ("mask_s", msk.s), ("logps_s", lps.s), ("mask_gb", allowed.numel() / 2**30),
+                           ("host_replay_s", replay),
                            ("tokens", int(cmask.sum()))):
                 out[key].append(v)
         del allowed
@@ -252,7 +264,7 @@ def dpo_steps(policy, ref, tok, trie, prompts, excluded, chosen, rejected, *, k,
         attn = torch.cat([enc["attention_mask"], cmask], 1).to(device)
         with _Clock(device) as c:
             allowed = constraint_masks(trie, k, eos, comp, excluded + excluded,
-                                       vocab_size=policy.get_output_embeddings().weight.shape[0]).to(device)
+                                       vocab_size=policy.get_output_embeddings().weight.shape[0], device=device)
             kw = dict(prompt_ids=enc["input_ids"].to(device), prompt_mask=enc["attention_mask"].to(device),
                       completion_mask=cmask.to(device))
             with _autocast(device, bf16):
@@ -418,7 +430,8 @@ def main(argv: list[str] | None = None) -> dict:
         res["mask_share_of_peak"] = res["grpo"]["mask_gb"] / res["peak_memory_gb"]
     if host:
         g = res["grpo"]
-        res["host_s_per_grpo_step"] = g["processor_s"] + g["mask_s"]
+        res["host_s_per_grpo_step"] = g["processor_s"] + g["mask_s"]  # here, tensor work on this CPU included
+        res["host_only_s_per_grpo_step"] = g["host_replay_s"]  # what a GPU step pays on the host (module doc)
     elif not a.no_projection:
         specs, _ = workload()
         units = {"sft_tok_s": res["sft"]["tokens_per_s"], "grpo_step_s": res["grpo"]["step_s"],

@@ -28,8 +28,10 @@ class RunSpec:
 
 
 def parse_methods(arg: str) -> list[str]:
-    """``a,b`` or ``all``; unknown or repeated names raise (an unknown one with the valid ones)."""
-    names = all_methods() if arg.strip() == "all" else [m.strip() for m in arg.split(",") if m.strip()]
+    """``a,b`` or ``all`` (every method whose class says `in_all`); unknown or repeated names raise (an unknown one
+    with the valid ones)."""
+    names = ([m for m in all_methods() if get_method(m).in_all] if arg.strip() == "all"
+             else [m.strip() for m in arg.split(",") if m.strip()])
     for n in names:
         get_method(n)
     if not names:

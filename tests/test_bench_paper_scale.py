@@ -22,7 +22,7 @@ def test_paper_scale_benchmark_runs_and_projects(tmp_path):
             assert math.isfinite(res[stage][key]) and res[stage][key] > 0, (stage, key)
     g = res["grpo"]
     assert g["rows"] == res["shapes"]["G"] * res["shapes"]["prompts_per_step"]
-    assert 0 < g["host_share"] < 1 and 0 < res["decode"]["host_share"] < 1
+    assert 0 < g["host_share"] < 1 and 0 < res["decode"]["host_share"] < 1 and g["host_replay_s"] > 0
     assert g["generate_s"] + g["mask_s"] + g["logps_s"] <= g["step_s"] * 1.01
     # a [rows x T x vocab] bool mask per step
     assert g["mask_gb"] * 2**30 >= g["rows"] * 128256 and res["peak_memory_gb"] > 0

@@ -47,6 +47,7 @@ def test_grpo_logs_fig4a_signals_and_checks_groups(runs):
         assert all(set(p) == {"step", "recall@5", "ndcg@5", "ndcg@10", "mgu", "ild"} for p in curve)
         assert recs[(m, 4)]["oracle"] is False and recs[(m, 4)]["role"] == ""
         assert st["groups_checked"] == st["grpo_steps"] * recs[(m, 4)]["config"]["method"]["prompts_per_step"]
+        assert st["masks_recorded"] == st["grpo_steps"]  # every step's masks came from the sampler's record
         assert recs[(m, 4)]["metrics"]["valid_rate"] == 1.0
 
 

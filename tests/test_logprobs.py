@@ -104,6 +104,11 @@ def test_masks_replay_the_processor(words):
     assert allowed == [{5, 7}, {6}, {2, 4}, {5, 7}, {4}, {1}, {1}]
     # vocab_size defaults to the largest id the constraint can allow + 1
     assert constraint_masks(trie, 2, tok.eos_token_id, comp, [{0, 1}]).shape == (1, 7, 8)
+    # issue 24: built on the device asked for (a GPU in training: the host never holds the [B, T, V] mask); "meta"
+    # stands in for it here, since its tensors carry no data, so any host-side copy would show as a "cpu" result
+    assert torch.equal(constraint_masks(trie, 2, tok.eos_token_id, comp, [{0, 1}], vocab_size=8, device="cpu"), m)
+    on = constraint_masks(trie, 2, tok.eos_token_id, comp, [{0, 1}], vocab_size=8, device="meta")
+    assert on.device.type == "meta" and on.shape == (1, 7, 8)
 
 
 def test_forced_token_has_logprob_zero_whatever_its_raw_logprob(words):
@@ -186,7 +191,7 @@ def test_logprobs_sum_to_what_the_sampler_assigned(setup, arch, request):
               add_special_tokens=False)
     P = enc["input_ids"].shape[1]
     assert (enc["attention_mask"] == 0).any()
-    proc = ListConstraintProcessor(trie, k, tok.eos_token_id, P, excluded)
+    proc = ListConstraintProcessor(trie, k, tok.eos_token_id, P, excluded, record=True)
     torch.manual_seed(3)
     out = model.generate(**enc, logits_processor=LogitsProcessorList([proc]), do_sample=True, temperature=T,
                          top_k=0, top_p=1.0, repetition_penalty=rp, max_new_tokens=k * (trie.max_item_len + 1) + 1,
@@ -195,6 +200,13 @@ def test_logprobs_sum_to_what_the_sampler_assigned(setup, arch, request):
     comp = out.sequences[:, P:]
     is_eos = comp == tok.eos_token_id
     assert is_eos.any(1).all()
+    # the masks the sampler applied, recorded, are the masks the automaton's replay gives (issue 24: GRPO takes the
+    # recorded ones and replays nothing on the host)
+    V = model.get_output_embeddings().weight.shape[0]
+    replayed = constraint_masks(trie, k, tok.eos_token_id, comp, excluded, vocab_size=V)
+    assert torch.equal(proc.masks(comp.shape[1], V), replayed) and replayed.sum() > comp.numel()
+    with pytest.raises(ValueError, match="recorded calls"):
+        proc.masks(comp.shape[1] + 1, V)
     cmask = (torch.arange(comp.shape[1])[None] <= is_eos.int().argmax(1)[:, None]).long()
     sampler = torch.stack([s.log_softmax(-1).gather(-1, comp[:, t:t + 1]).squeeze(-1)
                            for t, s in enumerate(out.scores)], 1)

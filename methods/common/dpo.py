@@ -158,9 +158,10 @@ def list_constraints(trie, batch: dict, eos_token_id: int) -> torch.Tensor:
     allowed = None
     for k in ks.unique().tolist():
         rows = (ks == k).nonzero()[:, 0]
-        m = constraint_masks(trie, k, eos_token_id, comp[rows], [set(batch["excluded"][r]) for r in rows.tolist()])
+        m = constraint_masks(trie, k, eos_token_id, comp[rows], [set(batch["excluded"][r]) for r in rows.tolist()],
+                             device=comp.device)  # built where the batch is (a GPU: no host-side mask)
         if allowed is None:
-            allowed = torch.zeros(comp.shape + m.shape[2:], dtype=torch.bool)
+            allowed = torch.zeros(comp.shape + m.shape[2:], dtype=torch.bool, device=comp.device)
         allowed[rows] = m
     return allowed
 
@@ -189,7 +190,7 @@ class PreferenceTrainer(TiedWeightsLoad, DPOTrainer):
         with self.accelerator.autocast():
             logits = completion_logits(model, batch["input_ids"], batch["attention_mask"], C)
         if allowed is None:
-            allowed = torch.ones(logits.shape, dtype=torch.bool)
+            allowed = torch.ones(logits.shape, dtype=torch.bool, device=logits.device)
         return constrained_token_logps(logits, batch["input_ids"][:, -C:], allowed, completion_mask=mask).sum(1)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -120,6 +120,7 @@ class ListGRPOTrainer(TiedWeightsLoad, GRPOTrainer):
         self.train_eval_gap: float | None = None  # max |train-mode - eval-mode log-prob| on the first batch
         self.metric_names: list[str] = []  # the per-step diagnostics logged by _calculate_rewards, in order
         self.groups_checked = 0  # groups whose G gathered rows were verified to come from one prompt
+        self.masks_recorded = 0  # generation batches whose constraint masks came from the sampler's record
 
     # 1 + 2. constrained rollouts ---------------------------------------------------------------------------------
     def _generate_and_score_completions(self, inputs):
@@ -137,7 +138,11 @@ class ListGRPOTrainer(TiedWeightsLoad, GRPOTrainer):
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         base = self.accelerator.unwrap_model(self.model_wrapped)
         width = max(len(p) for p in prompt_ids)  # TRL left-pads to the longest prompt (pad_to_multiple_of None)
-        proc = ListConstraintProcessor(self.trie, self.k, self._tokenizer.eos_token_id, width, self._excluded)
+        # the default sampler calls the processor once per position over these rows: it records the masks it applies,
+        # and the log-probs take them instead of replaying the automaton (a custom rollout hook, e.g. ReRe's beams,
+        # reorders rows: replayed)
+        proc = ListConstraintProcessor(self.trie, self.k, self._tokenizer.eos_token_id, width, self._excluded,
+                                       record=self.rollout is sample_rollouts and self.logps == "constrained")
         base.generate = functools.partial(self.rollout, base, LogitsProcessorList([proc]))
         try:
             ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
@@ -150,8 +155,13 @@ class ListGRPOTrainer(TiedWeightsLoad, GRPOTrainer):
             for r, c in enumerate(ids):
                 comp[r, :len(c)] = torch.tensor(c, dtype=torch.long)
             V = base.get_output_embeddings().weight.shape[0]
-            self._allowed = constraint_masks(self.trie, self.k, self._tokenizer.eos_token_id, comp, self._excluded,
-                                             vocab_size=V).to(self.accelerator.device)
+            W, dev = comp.shape[1], self.accelerator.device
+            if proc.trace is not None and len(proc.trace) >= W and proc.trace[0][0] == len(ids):
+                self._allowed = proc.masks(W, V, device=dev)  # recorded while sampling: no host replay
+            else:
+                self._allowed = constraint_masks(self.trie, self.k, self._tokenizer.eos_token_id, comp,
+                                                 self._excluded, vocab_size=V, device=dev)  # built on the device
+            self.masks_recorded += proc.trace is not None and len(proc.trace) >= W
         return ids, logprobs
 
     # 3. the method's group reward + diagnostics --------------------------------------------------------------------
@@ -363,6 +373,7 @@ def train_grpo(ctx, cfg: GRPOSettings, *, sft_path: Path, tok, trie, train_w: li
             "mean_step_s": float(np.mean(curves.step_times[1:])) if len(curves.step_times) > 1 else None,
             "n_align_train": len(train_w), "n_processes": n_proc, "resumed": bool(resume),
             "groups_checked": trainer.groups_checked, "rows_per_process": per_device,
+            "masks_recorded": trainer.masks_recorded,
             "train_eval_logp_gap": trainer.train_eval_gap,
             **(extra_info or {}), "sft_checkpoint": str(sft_path)}
     ctx.stats.update(info)

@@ -51,7 +51,8 @@ def _is_dropout_rate(name: str, value) -> bool:
 
 
 def constraint_masks(trie: ItemTrie, k: int, eos_token_id: int, completion_ids: torch.LongTensor,
-                     excluded: Sequence[set[int]], vocab_size: int | None = None) -> torch.BoolTensor:
+                     excluded: Sequence[set[int]], vocab_size: int | None = None,
+                     device: torch.device | str | None = None) -> torch.BoolTensor:
     """The tokens the list constraint allows at each completion position, by replaying `ListConstraintProcessor`.
 
     The processor derives each row's automaton state from its tokens and caches the states of the previous call,
@@ -63,17 +64,22 @@ def constraint_masks(trie: ItemTrie, k: int, eos_token_id: int, completion_ids: 
         excluded: one set of banned items per row (or per prompt, rows grouped prompt by prompt), as in decoding.
         vocab_size: V of the returned mask (the model's logits width); default: the largest id the constraint can
             allow + 1 (`constrained_logits` pads it with False up to the logits' width).
+        device: where the mask is built and returned (default the CPU). On a GPU only the automaton's replay (token
+            ids, O(B) Python steps per position) stays on the host; the [B, T, V] mask is written on the device, so
+            the host never allocates it nor copies it over (at the paper's shape, 64 x ~150 x 128,256 bools = 1.2 GB
+            per GRPO step).
 
     Returns:
-        [B, T, V] bool, on the CPU. Positions after EOS (or after a token the constraint forbids) allow only EOS.
+        [B, T, V] bool on `device`. Positions after EOS (or after a token the constraint forbids) allow only EOS.
     """
     ids = completion_ids.detach().cpu()
     B, T = ids.shape
     if vocab_size is None:
         vocab_size = 1 + max(eos_token_id, *trie.sep_ids, *(t for toks in trie.item_tokens for t in toks))
     proc = ListConstraintProcessor(trie, k, eos_token_id, 0, excluded)
-    allowed = torch.zeros(B, T, vocab_size, dtype=torch.bool)
-    zeros = torch.zeros(B, vocab_size)
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    allowed = torch.zeros(B, T, vocab_size, dtype=torch.bool, device=dev)
+    zeros = torch.zeros(B, vocab_size, device=dev)
     for t in range(T):
         allowed[:, t] = proc(ids[:, :t], zeros) == 0  # the processor adds 0 at allowed ids, -inf elsewhere
     return allowed
@@ -202,7 +208,7 @@ def model_constrained_logps(model, input_ids: torch.LongTensor, attention_mask: 
     P = input_ids.shape[1] - logits_to_keep
     comp = input_ids[:, P:]
     if allowed is None:
-        allowed = constraint_masks(trie, k, eos_token_id, comp, excluded)
+        allowed = constraint_masks(trie, k, eos_token_id, comp, excluded, device=input_ids.device)
     logits = completion_logits(model, input_ids, attention_mask, logits_to_keep)
     return constrained_token_logps(logits, comp, allowed, temperature, repetition_penalty, input_ids[:, :P],
                                    prompt_mask=attention_mask[:, :P], completion_mask=attention_mask[:, P:])

@@ -223,13 +223,16 @@ class ListConstraintProcessor(LogitsProcessor):
         eos_token_id: the EOS id (forced after the k-th item, masked before).
         prompt_len: the padded prompt width; completion tokens are ``input_ids[:, prompt_len:]``.
         excluded: per prompt, item indices that may not be generated (e.g. its history).
+        record: keep the allowed ids of every call (one call per generated position), so that `masks` returns the
+            constraint masks of the generated completions without replaying the automaton (GRPO's log-probs).
 
     Raises:
         ValueError: if some prompt cannot get k distinct allowed items (``k + |excluded[p]| > n_items``), or an
             excluded index is outside the catalogue.
     """
 
-    def __init__(self, trie: ItemTrie, k: int, eos_token_id: int, prompt_len: int, excluded: Sequence[set[int]]):
+    def __init__(self, trie: ItemTrie, k: int, eos_token_id: int, prompt_len: int, excluded: Sequence[set[int]],
+                 record: bool = False):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.trie, self.k, self.eos, self.prompt_len = trie, k, int(eos_token_id), prompt_len
@@ -247,6 +250,8 @@ class ListConstraintProcessor(LogitsProcessor):
         self._eos_t = torch.tensor([self.eos])
         self._sep_t = [torch.tensor([t]) for t in trie.sep_ids]
         self._prev: dict[tuple, _State] = {}
+        # per call: (rows, row ids, allowed ids, dead rows, dead ids)
+        self.trace: list[tuple] | None = [] if record else None
 
     # -- automaton ------------------------------------------------------------------------------------------
 
@@ -354,9 +359,39 @@ class ListConstraintProcessor(LogitsProcessor):
         dev = scores.device
         allowed = torch.zeros_like(scores, dtype=torch.bool)
         row_idx = torch.repeat_interleave(torch.arange(n_rows), torch.tensor(lengths))
-        allowed[row_idx.to(dev), torch.cat(cols).to(dev)] = True
+        col_idx = torch.cat(cols)
+        if self.trace is not None:
+            self.trace.append((n_rows, row_idx, col_idx, dead_rows, dead_cols))
+        allowed[row_idx.to(dev), col_idx.to(dev)] = True
         if dead_rows:  # children whose whole subtree is banned for this row
             allowed[torch.tensor(dead_rows, device=dev), torch.tensor(dead_cols, device=dev)] = False
         info = torch.finfo(scores.dtype)
         finite = torch.nan_to_num(scores, nan=info.min, posinf=info.max, neginf=info.min)
         return torch.where(allowed, finite, torch.tensor(float("-inf"), dtype=scores.dtype, device=dev))
+
+    def masks(self, width: int, vocab_size: int, device: torch.device | str | None = None) -> torch.BoolTensor:
+        """[rows, width, V] bool on `device`: the tokens this processor allowed at each of the first `width` generated
+        positions (needs ``record=True``). It equals `methods.common.logprobs.constraint_masks` of the generated
+        completions, which replays the automaton a second time (tests/test_logprobs.py checks the two agree);
+        this costs one scatter on the device and no host replay.
+
+        Raises:
+            ValueError: nothing recorded, or fewer recorded calls than `width`, or calls of different row counts.
+        """
+        if self.trace is None or len(self.trace) < width or len({t[0] for t in self.trace[:width]}) > 1:
+            got = None if self.trace is None else len(self.trace)
+            raise ValueError(f"masks of {width} positions need as many recorded calls over the same rows "
+                             f"(record=True); recorded {got}")
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        n_rows = self.trace[0][0] if self.trace else 0
+        allowed = torch.zeros(n_rows, width, vocab_size, dtype=torch.bool, device=dev)
+        calls = self.trace[:width]
+        if calls:
+            pos = torch.cat([torch.full((len(r),), t, dtype=torch.long) for t, (_, r, _, _, _) in enumerate(calls)])
+            rows, cols = torch.cat([c[1] for c in calls]), torch.cat([c[2] for c in calls])
+            allowed[rows.to(dev), pos.to(dev), cols.to(dev)] = True
+            dead = [(t, r, c) for t, (_, _, _, rows, cols) in enumerate(calls) for r, c in zip(rows, cols)]
+            if dead:
+                t, r, c = (torch.tensor(x, device=dev) for x in zip(*dead))
+                allowed[r, t, c] = False
+        return allowed
