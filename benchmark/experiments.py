@@ -131,5 +131,5 @@ def run_command(name: str, profile: str, datasets, seeds, sets: dict[str, str] |
            f"--seeds {' '.join(str(s) for s in seeds)}")
     cmd += "".join(f" --set {q(f'{k}={v}')}" for k, v in (sets or {}).items())
     if results_dir and Path(results_dir).resolve() in (Path(REFERENCE_DIR).resolve(), PROJECT / REFERENCE_DIR):
-        return cmd + f" --results-dir {q(str(results_dir))} --into-reference"
+        return cmd + " --into-reference"  # (it names the folder; --results-dir beside it would be redundant)
     return cmd + (f" --results-dir {q(str(results_dir))}" if results_dir and results_dir != "results/runs" else "")

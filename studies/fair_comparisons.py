@@ -12,6 +12,7 @@ validation. S-DPO, List DPO, BLADE-N and static BoN are unchanged by constructio
 `cpu` tokenizer adds no BOS; one BLADE-N run was already the `cpu` row) and were not re-run.
 
     python studies/fair_comparisons.py [--before DIR] [--after DIR]
+    python studies/fair_comparisons.py --reward-cost      # item 10: the reward's item genres built once
 """
 
 from __future__ import annotations
@@ -56,12 +57,44 @@ def table(before: Path, after: Path, datasets: list[str]) -> str:
     return "\n".join(out)
 
 
+def reward_cost(dataset: str = "steam", calls: int = 2000) -> dict:
+    """Item 10: seconds per BLADE reward call (`list_reward`, R = NDCG) with the item genres rebuilt on every call, as
+    before, against `Dataset.item_genres` built once, on one process, interleaved; and what that is over the 40,960
+    reward calls of a steam `cpu` BLADE-N run (128 steps x 4 prompts x G 16 + 512 prompts x M 64 reference lists)."""
+    import time
+
+    from benchmark.config import data_dir
+    from benchmark.data import load_dataset
+    from methods.common.rewards import list_reward
+
+    ds = load_dataset(dataset, data_dir())
+    wins = ds.splits["align"][:calls]
+    lists = [list(w.target) for w in wins]
+    genres = {"rebuilt": lambda: tuple(frozenset(it.genres) for it in ds.items), "once": lambda: ds.item_genres}
+    per = {k: [] for k in genres}
+    for _ in range(3):  # interleaved rounds: the machine's noise falls on both
+        for name, get in genres.items():
+            t0 = time.perf_counter()
+            for lst, w in zip(lists, wins):
+                list_reward("ndcg", lst, w.target, w.history, get(), ds.genre_set, 10, 0.0)
+            per[name].append((time.perf_counter() - t0) / len(wins))
+    before, after = min(per["rebuilt"]), min(per["once"])
+    n = 128 * 4 * 16 + 512 * 64
+    return {"before_ms": before * 1e3, "after_ms": after * 1e3, "ratio": before / after,
+            "saved_s_per_run": (before - after) * n, "calls_per_run": n}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--before", type=Path, default=RESULTS / "before")
     ap.add_argument("--after", type=Path, default=RESULTS / "after")
     ap.add_argument("--datasets", nargs="+", default=["steam", "cds"])
+    ap.add_argument("--reward-cost", action="store_true", help="time item 10 (the reward's item genres) instead")
     a = ap.parse_args(argv)
+    if a.reward_cost:
+        for d in a.datasets:
+            print(d, reward_cost(d))
+        return
     print(table(a.before, a.after, a.datasets))
 
 

@@ -104,6 +104,8 @@ def test_fair_comparisons(capsys):
                                             "+0.0105 (p 0.050)"]
     assert row_of(out, "steam", "sft_align")[2:] == ["—", "0.1199 / 0.1165 / 0.1150 (0.1171)", "—",
                                                      "-0.0019 (p 0.780)"]
+    cost = fair_comparisons.reward_cost("steam", calls=50)  # item 10: genre sets built once, not per call
+    assert cost["calls_per_run"] == 40960 and cost["ratio"] > 2 and cost["saved_s_per_run"] > 0
 
 
 def test_decoding_check(capsys):
