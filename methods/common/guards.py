@@ -11,6 +11,9 @@
 * `TiedWeightsLoad`: a Trainer mixin that, when a checkpoint is loaded back (best model at the end, resume), ties
   the output layer to the embeddings it shares weights with instead of warning that ``lm_head.weight`` is missing:
   safetensors checkpoints store a tied weight once, so that key is expected to be absent. Other missing keys still warn.
+
+TRL's trainers ask the model `is_gradient_checkpointing`, which transformers 5 deprecates with a FutureWarning on every
+trainer (the project never checkpoints activations, `trainer_args`); that one warning is silenced here, no other.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ import logging
 import math
 import sys
 import time
+import warnings
 
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
 from benchmark.errors import TrainingDiverged
+
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 log = logging.getLogger("benchmark")
 WATCHED = ("loss", "eval_loss")
