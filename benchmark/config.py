@@ -269,9 +269,10 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(name="cpu", attention_dropout=0.2, sft_completion_only=False, sft_min_target=1,
                    sft_select="ndcg", sft_stop="loss", sft_max_epochs=20.0, sft_max_time_s=1200.0),
     # A real pretrained LLM on CPU (reduced subsets): its reference table (issue 24) is BIGRec, static BoN and
-    # BLADE-N on steam with seeds 0-2 in about 2 h on a quiet 2-core CPU (SmolLM2 trains at ~350 tok/s and decodes
-    # at ~140 tok/s there; a steam window is ~190 tokens): 512 SFT windows (64 steps), 256 valid / 256 test windows
-    # (4x the first version's 64: the test windows are what gives the table its power).
+    # BLADE-N on steam with seeds 0-2 in about 2 h on a quiet 2-core CPU (measured 2026-12-05: the SFT, 64 steps of
+    # 8 windows of ~190 tokens with its evaluations, 893 s at 128 tok/s; greedy decoding of 256 test windows 157 s):
+    # 512 SFT windows, 256 valid / 256 test windows (4x the first version's 64: the test windows give the table
+    # its power).
     "smollm2": Profile(
         name="smollm2", item_repr="title", model="smollm2", sft_lr=1e-4, sft_batch=8, sft_warmup_steps=4,
         sft_max_epochs=1.0, sft_eval_every=8, sft_patience=3, sft_eval_windows=32, sft_max_time_s=3600.0,

@@ -456,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
     _honour_cpu_flag()
     if not sys.stderr.isatty():  # a log file: no progress-bar redraws from the Hugging Face libraries (set before
-        for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):  # they are imported)
+        # they are imported; TQDM_DISABLE: transformers' GGUF conversion calls tqdm directly)
+        for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS", "TQDM_DISABLE"):
             os.environ.setdefault(var, "1")
     n = _accelerate_cpu_processes()
     if n > 1:

@@ -276,6 +276,9 @@ def test_profiles_get_separate_tables(results, tmp_path):
     assert "table3_smoke.md" in out and "**0.4100**" in out["table3_smoke.md"]
     assert "0.4100" not in out["table3_cpu.md"]
     assert "## smoke profile" in out["README.md"] and "## cpu profile" in out["README.md"]
+    # each profile states its own compute (a pretrained-LLM table's cost is not the cpu profile's)
+    sections = out["README.md"].split("## smoke profile")
+    assert "Compute of its records:" in sections[1] and "Compute of its records:" in sections[0].split("## cpu profile")[1]
 
 
 def test_stale_outputs_of_an_earlier_render_are_removed(results, tmp_path):

@@ -142,7 +142,8 @@ def _render_all(results_dir: Path, loaded: list[dict], plans: list[dict], out_di
         inp = Inputs(profile, [r for r in tests if str(r["profile"]) == profile],
                      [r for r in sweeps if str(r["profile"]) == profile], by_id,
                      {p["experiment"]: p for p in plans if p["profile"] == profile}, Path(results_dir).as_posix())
-        readme += ["", f"## {profile} profile", ""]
+        readme += ["", f"## {profile} profile", "",
+                   f"Compute of its records: {compute([r for r in loaded if str(r['profile']) == profile])}.", ""]
         for output in OUTPUTS:
             if profile not in sources[output.source]:
                 continue
