@@ -206,8 +206,24 @@ def test_table1_rows_and_cost(results, tmp_path):
     # SFT first (role sft), then oracles, then alignment categories; S-DPO (llm) and D³ are not Table 1 rows
     labels = [ln.split("|")[1].strip() for ln in cds.splitlines() if ln.startswith("| ") and "Method" not in ln]
     assert labels == ["BIGRec", "BoN (oracle) N=4", "BLADE-N", "BLADE-R"]
-    assert "| BIGRec " in cds and "1.50 ± 0.71" in cds and "1.00×" in cds  # recommend_s 1 and 2 over 2 seeds
+    assert "| BIGRec " in cds and "1.50 (1.00–2.00)" in cds and "1.00×" in cds  # recommend_s 1 and 2 over 2 seeds
     assert "No run of the SFT model (role sft) on this dataset" in t1.split("## Steam")[1]
+
+
+def test_table1_cost_is_robust_to_one_slowed_run_and_counts_tokens(tmp_path):
+    """Time is the median over seeds, so one run slowed 150x by a shared machine (5, 5, 760 s) leaves the cost unit
+    at 5 s; tokens are the generated tokens relative to the SFT model's (machine-independent)."""
+    root = tmp_path / "results"
+    for seed, (t_sft, t_bon) in enumerate(((5.0, 20.0), (5.0, 22.0), (760.0, 21.0))):
+        make_run(root, "bigrec", "BIGRec", "llm", "cds", seed, 0.05, role="sft",
+                 timings={"fit_s": 0.0, "recommend_s": t_sft}, tokens_generated_test=1000)
+        make_run(root, "bon_inference", "BoN (oracle) N=4", "inference", "cds", seed, 0.5, oracle=True,
+                 timings={"fit_s": 0.0, "recommend_s": t_bon}, tokens_generated_test=4000)
+        make_run(root, "blade_n", "BLADE-N", "ours", "cds", seed, 0.2, timings={"fit_s": 9.0, "recommend_s": 6.0})
+    t1 = render(root, tmp_path)["table1_cpu.md"]
+    assert _cells(t1, "BIGRec")[2:] == ["5.00 (5.00–760.00)", "1.00×", "1.00×"]
+    assert _cells(t1, "BoN (oracle) N=4")[2:] == ["21.00 (20.00–22.00)", "4.20×", "4.00×"]
+    assert _cells(t1, "BLADE-N")[2:] == ["6.00 (6.00–6.00)", "1.20×", "—"]  # its records name no token count
 
 
 def test_control_row_is_compared_with_every_aligned_method(tmp_path):
