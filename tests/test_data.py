@@ -237,10 +237,33 @@ def test_table2_says_why_sft_trained_on_more_windows_and_lists_test_users(steam)
     md, tex = table2([rec], "cpu")
     task = steam.stats["windows"]["sft"]
     assert n > task
-    assert (f"Steam: the shared SFT trained on {n:,} windows, not the {task:,} SFT windows above: "
-            "sft_min_target = 1") in md
+    assert (f"Steam: the SFT (one per seed, shared by its methods) trained on {n:,} windows, not the {task:,} SFT "
+            "windows above: sft_min_target = 1") in md
     header = next(x for x in md.splitlines() if x.startswith("| Dataset"))
     row = next(x for x in md.splitlines() if x.startswith("| Steam"))
     cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
     assert cells["Test users"] == f"{steam.stats['test_users']:,}" == "157"
     assert "Test users" in tex
+    assert "seeded sample" not in md  # the cpu profile scores every window
+
+
+def test_table2_states_the_windows_and_users_a_capped_evaluation_scores(steam, tmp_path):
+    """A profile with max_eval_windows (smollm2: 256) scores a sample of the split: Table 2's row keeps the split's
+    totals and a note gives the sample's windows and test users (the units its bootstraps resample)."""
+    import gzip
+    import json
+
+    from benchmark.config import get_profile
+    from benchmark.reporting.table2 import table2
+
+    rows = [{"user": u, "metrics": {"ndcg@5": 0.0}} for u in ("a", "b", "a", "c")]
+    with gzip.open(tmp_path / "r.p.jsonl.gz", "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    rec = {"dataset": "steam", "run_id": "r", "created": "2026-12-05T00:00:00", "data_hash": steam.data_hash,
+           "data_stats": steam.stats, "config": {"profile": dataclasses.asdict(get_profile("smollm2"))},
+           "n_test": 4, "n_valid": 3, "predictions_file": "r.p.jsonl.gz", "_path": str(tmp_path / "r.json")}
+    md, tex = table2([rec], "smollm2")
+    w = steam.stats["windows"]
+    assert (f"Steam: runs score a seeded sample of 4 of the {w['test']:,} test windows (3 test users) and 3 of the "
+            f"{w['valid']:,} valid windows (max_eval_windows = 256).") in md
+    assert "seeded sample" in tex

@@ -533,9 +533,9 @@ def test_list_overlap_hand_computed(tmp_path):
     assert rows["Pop"][3:] == (3.0, 0.5) and rows["SFT"][3:] == (0.5, 3.0)
 
 
-def test_compute_counts_runs_and_each_sft_checkpoint_once():
+def test_compute_counts_runs_once_and_names_each_sft_checkpoint_once():
     sft = {"seconds": 1800.0}
-    recs = [  # two runs on one checkpoint (its 1800 s once), one on another (900 s), one without SFT stats
+    recs = [  # two runs on one checkpoint (the first trained it: its 1800 s are inside its fit_s), one on another
         {"dataset": "cds", "data_hash": "h1", "timings": {"fit_s": 3600.0, "recommend_s": 360.0, "valid_s": 36.0},
          "stats": {"sft": sft}},
         {"dataset": "cds", "data_hash": "h1", "timings": {"fit_s": 0.0, "recommend_s": 360.0, "valid_s": None},
@@ -543,9 +543,9 @@ def test_compute_counts_runs_and_each_sft_checkpoint_once():
         {"dataset": "steam", "data_hash": "h2", "timings": {"fit_s": 1800.0}, "stats": {"sft": {"seconds": 900.0}}},
         {"dataset": "steam", "data_hash": "h2", "timings": {}},
     ]
-    # runs 3600 + 1800 + 720 + 36 = 6156 s, SFT 2700 s: 8856 s = 2.46 h
-    assert compute(recs) == ("2.46 h in all: training 1.50 h (after cached steps), decoding test 0.20 h and "
-                             "validation 0.01 h, 2 SFT checkpoints 0.75 h")
+    # runs 3600 + 1800 + 720 + 36 = 6156 s = 1.71 h; the SFT's 1800 + 900 s = 0.75 h are part of the 5400 s training
+    assert compute(recs) == ("1.71 h in all: training 1.50 h (of it 2 SFT checkpoints, 0.75 h), decoding test "
+                             "0.20 h and validation 0.01 h")
     assert compute([]).startswith("0.00 h in all") and "0 SFT checkpoints" in compute([])
 
 

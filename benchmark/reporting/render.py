@@ -77,10 +77,11 @@ def provenance(records: list[dict]) -> str:
 
 
 def compute(records: list[dict]) -> str:
-    """One line: the compute the records measured, in hours. Runs: the sum of their `fit_s`, `recommend_s` and
-    `valid_s`. SFT checkpoints: each distinct one's training seconds (``stats.sft.seconds``, which every record on
-    that checkpoint repeats) counted once, since runs after the first load it from the cache. Reference sets or
-    checkpoints built before these runs and not recorded by them are not counted."""
+    """One line: the compute the records measured, in hours: the sum of their `fit_s`, `recommend_s` and `valid_s`.
+    The run that trains an SFT checkpoint (the first that needs it) counts its training in its `fit_s`, and later
+    runs load it from the cache, so the line names the checkpoints' share of training (each distinct one's
+    ``stats.sft.seconds``, which every record on it repeats, once) without adding it again. Reference sets or
+    checkpoints built before these runs, in a cache they did not fill, are not counted."""
     def hours(s: float) -> str:
         return f"{s / 3600:.2f} h"
 
@@ -88,10 +89,9 @@ def compute(records: list[dict]) -> str:
     sft = {(r["dataset"], r.get("data_hash"), (r.get("stats") or {}).get("sft", {}).get("seconds"))
            for r in records if isinstance((r.get("stats") or {}).get("sft"), dict)}
     sft_s = sum(s for *_, s in sft if s)
-    total = sum(t.values()) + sft_s
-    return (f"{hours(total)} in all: training {hours(t['fit_s'])} (after cached steps), decoding test "
-            f"{hours(t['recommend_s'])} and validation {hours(t['valid_s'])}, {len(sft)} SFT checkpoint"
-            f"{'s' if len(sft) != 1 else ''} {hours(sft_s)}")
+    return (f"{hours(sum(t.values()))} in all: training {hours(t['fit_s'])} (of it {len(sft)} SFT checkpoint"
+            f"{'s' if len(sft) != 1 else ''}, {hours(sft_s)}), decoding test {hours(t['recommend_s'])} and "
+            f"validation {hours(t['valid_s'])}")
 
 
 def _embed(md: str) -> str:

@@ -21,7 +21,7 @@ from benchmark.reporting.common import (
     tex_escape,
     tex_notes,
 )
-from benchmark.records import by_created
+from benchmark.records import by_created, load_predictions
 
 COLUMNS = (
     ("Users", ("users",)),
@@ -63,8 +63,23 @@ def _sft_windows_note(dataset: str, recs: list[dict], task_windows: Any) -> str 
         why.append(f"max_sft_windows = {prof['max_sft_windows']} caps them")
     if prof.get("align_source") == "train":
         why.append("align_source = train adds the align users' windows")
-    return (f"{dataset_name(dataset)}: the shared SFT trained on {n:,} windows, not the {task_windows:,} SFT windows "
-            f"above: {'; '.join(why) or 'see the record config'}.")
+    return (f"{dataset_name(dataset)}: the SFT (one per seed, shared by its methods) trained on {n:,} windows, not the "
+            f"{task_windows:,} SFT windows above: {'; '.join(why) or 'see the record config'}.")
+
+
+def _eval_cap_note(dataset: str, rec: dict) -> str | None:
+    """When the profile caps evaluation (``max_eval_windows``), the windows and test users its runs scored, which
+    the bootstraps resample, beside the split's totals in the row."""
+    test, valid = _get(rec.get("data_stats") or {}, ("windows", "test")), _get(rec.get("data_stats") or {},
+                                                                               ("windows", "valid"))
+    n_test, n_valid = rec.get("n_test"), rec.get("n_valid")
+    if not isinstance(test, int) or not isinstance(n_test, int) or n_test >= test:
+        return None
+    cap = ((rec.get("config") or {}).get("profile") or {}).get("max_eval_windows")
+    preds = load_predictions(rec)
+    users = f" ({len({p['user'] for p in preds}):,} test users)" if preds else ""
+    return (f"{dataset_name(dataset)}: runs score a seeded sample of {n_test:,} of the {test:,} test windows{users} "
+            f"and {n_valid:,} of the {valid:,} valid windows (max_eval_windows = {cap}).")
 
 
 def table2(records: list[dict], profile: str) -> tuple[str, str]:
@@ -81,8 +96,7 @@ def table2(records: list[dict], profile: str) -> tuple[str, str]:
         stats = recs[-1].get("data_stats") or {}
         values = [_get(stats, path) for _, path in COLUMNS]
         note = _sft_windows_note(d, recs, _get(stats, ("windows", "sft")))
-        if note:
-            notes.append(note)
+        notes += [n for n in (note, _eval_cap_note(d, recs[-1])) if n]
         rows.append((d, [f"{v:,}" if isinstance(v, int) else (str(v) if v is not None else None) for v in values]))
 
     headers = ["Dataset"] + [c for c, _ in COLUMNS]
