@@ -75,14 +75,14 @@ def render(results: Path, tmp_path: Path) -> dict[str, str]:
 
 def test_files_written(results, tmp_path):
     out = render(results, tmp_path)
-    assert sorted(out) == ["README.md", "significance_cpu.md", "significance_cpu.tex", "table1_cpu.md",
+    assert sorted(out) == ["README.md", "claims_cpu.md", "claims_cpu.tex", "significance_cpu.md", "significance_cpu.tex", "table1_cpu.md",
                            "table1_cpu.tex", "table2_cpu.md", "table2_cpu.tex", "table3_cpu.md", "table3_cpu.tex",
                            "table3_cpu_ci.md", "table3_cpu_ci.tex"]
 
 
 @pytest.mark.parametrize("name", ["table1_cpu.md", "table1_cpu.tex", "table2_cpu.md", "table2_cpu.tex",
                                   "table3_cpu.md", "table3_cpu.tex", "table3_cpu_ci.md", "table3_cpu_ci.tex",
-                                  "significance_cpu.md", "significance_cpu.tex"])
+                                  "significance_cpu.md", "significance_cpu.tex", "claims_cpu.md", "claims_cpu.tex"])
 def test_golden(results, tmp_path, name):
     text = render(results, tmp_path)[name]
     golden = GOLDEN / name

@@ -21,6 +21,7 @@ from benchmark.errors import UserError
 from benchmark.io import atomic_write, check_output_dir
 from benchmark.locks import file_lock
 from benchmark.reporting import (
+    claims,
     curves,
     decoding,
     diagnostics,
@@ -45,7 +46,7 @@ LOCK_NAME = ".report.lock"  # held in the output folder while a render writes it
 # Everything `report` renders, in README order. A new output is a module with an `Output` and a line here.
 OUTPUTS: tuple[Output, ...] = (
     table1.OUTPUT, table2.OUTPUT, table3.OUTPUT, fig4.OUTPUT, fig5.OUTPUT, fig6.OUTPUT, fig7.OUTPUT, fig8.OUTPUT,
-    significance.OUTPUT, sanity.OUTPUT, diagnostics.OUTPUT, preference.OUTPUT, decoding.OUTPUT, curves.OUTPUT,
+    significance.OUTPUT, claims.OUTPUT, sanity.OUTPUT, diagnostics.OUTPUT, preference.OUTPUT, decoding.OUTPUT, curves.OUTPUT,
     diagnostics.FIGURE_RUNS, diagnostics.SWEEP, curves.SWEEP,
 )
 
