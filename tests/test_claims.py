@@ -14,7 +14,7 @@ from benchmark.records import load_records
 USERS = ("u1", "u1", "u2", "u3")  # four test windows; u1 has two
 
 
-def write(root: Path, method: str, seed: int, values: list[float], category: str = "llm", **extra) -> dict:
+def write(root: Path, method: str, seed: int, values: list[float], category: str = "llm", **extra) -> None:
     run_id = extra.pop("run_id", f"{method}-{seed}")
     d = root / "cds" / method
     d.mkdir(parents=True, exist_ok=True)
@@ -22,10 +22,9 @@ def write(root: Path, method: str, seed: int, values: list[float], category: str
     (d / f"{run_id}.p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     rec = {"run_id": run_id, "method": method, "display_name": method, "category": category, "dataset": "cds",
            "profile": "cpu", "seed": seed, "config": {}, "created": "2026", "predictions_file": f"{run_id}.p.jsonl",
-           "metrics": {"ndcg@5": sum(values) / 4, "recall@5": sum(values) / 4}, "metrics_valid": {"ndcg@5": 0.0}, "n_test": 4,
-           "n_valid": 0, **extra}
+           "metrics": {"ndcg@5": sum(values) / 4, "recall@5": sum(values) / 4}, "metrics_valid": {"ndcg@5": 0.0},
+           "n_test": 4, "n_valid": 0, **extra}
     (d / f"{run_id}.json").write_text(json.dumps(rec))
-    return rec
 
 
 def inputs(root: Path, plans: dict | None = None) -> Inputs:

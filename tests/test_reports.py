@@ -75,9 +75,9 @@ def render(results: Path, tmp_path: Path) -> dict[str, str]:
 
 def test_files_written(results, tmp_path):
     out = render(results, tmp_path)
-    assert sorted(out) == ["README.md", "claims_cpu.md", "claims_cpu.tex", "significance_cpu.md", "significance_cpu.tex", "table1_cpu.md",
-                           "table1_cpu.tex", "table2_cpu.md", "table2_cpu.tex", "table3_cpu.md", "table3_cpu.tex",
-                           "table3_cpu_ci.md", "table3_cpu_ci.tex"]
+    assert sorted(out) == ["README.md", "claims_cpu.md", "claims_cpu.tex", "significance_cpu.md",
+                           "significance_cpu.tex", "table1_cpu.md", "table1_cpu.tex", "table2_cpu.md",
+                           "table2_cpu.tex", "table3_cpu.md", "table3_cpu.tex", "table3_cpu_ci.md", "table3_cpu_ci.tex"]
 
 
 @pytest.mark.parametrize("name", ["table1_cpu.md", "table1_cpu.tex", "table2_cpu.md", "table2_cpu.tex",
@@ -608,6 +608,6 @@ def test_sanity_bar_pairs_the_seeds_of_sft_and_pop(tmp_path):
 
 def test_significance_gives_the_sign_in_each_seed():
     """Issue 23: the claim table gives, for each claim, the sign in each seed beside the two-level p-value."""
-    from benchmark.reporting.significance import _signs
+    from benchmark.reporting.stats import seed_signs
 
-    assert _signs({"per_seed": {2: -0.01, 0: 0.02, 1: 0.0, 3: 1e-9}}) == "+ 0 − +"  # seeds in order
+    assert seed_signs({"per_seed": {2: -0.01, 0: 0.02, 1: 0.0, 3: 1e-9}}) == "+ 0 − +"  # seeds in order

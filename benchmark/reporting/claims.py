@@ -24,7 +24,7 @@ from benchmark.reporting.common import (
     simple_table,
     tex_line,
 )
-from benchmark.reporting.stats import BOOTSTRAP_NOTE, mde_line, paired_test
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, mde_line, metric_label, paired_test, seed_signs
 
 
 @dataclass(frozen=True)
@@ -117,16 +117,6 @@ def verdict(res: dict, sign: int) -> str:
     return "holds" if (res["mean"] > 0) == (sign > 0) else "reversed"
 
 
-def metric_label(metric: str) -> str:
-    """``ndcg@5`` -> ``NDCG@5``, ``recall@5`` -> ``Recall@5``, ``mgu`` -> ``MGU``."""
-    name, _, k = metric.partition("@")
-    return {"ndcg": "NDCG", "recall": "Recall"}.get(name, name.upper()) + (f"@{k}" if k else "")
-
-
-def _signs(res: dict) -> str:
-    return " ".join("+" if v > 0 else "−" if v < 0 else "0" for _, v in sorted(res["per_seed"].items()))
-
-
 def _untested(untested: list[Claim], claim_list: tuple[Claim, ...]) -> str:
     """The untested claims by source: ``Fig. 5 (all 2 comparisons)`` when none of a source's was tested, else their
     labels."""
@@ -147,18 +137,18 @@ def claims(inp: Inputs, claim_list: tuple[Claim, ...] = CLAIMS) -> tuple[str, st
                               | {d for p in inp.plans.values() for d in p.get("datasets", {})})
     body, untested, used = [], [], {}
     for c in claim_list:
-        lacking = []
+        tested = False
         for d in datasets:
             a, b = c.a.records(inp, d), c.b.records(inp, d)
             res = paired_test(a, b, c.metric, cache) if a and b else None
             if res is None:
-                lacking.append(dataset_name(d))
                 continue
+            tested = True
             used.update({r["run_id"]: r for r in a + b})
             body.append([c.source, c.paper, dataset_name(d), c.label, metric_label(c.metric),
                          "a > b" if c.sign > 0 else "a < b", diff_std(res),
-                         f"{res['p_value']:.3f}", _signs(res), verdict(res, c.sign)])
-        if len(lacking) == len(datasets):
+                         f"{res['p_value']:.3f}", seed_signs(res), verdict(res, c.sign)])
+        if not tested:
             untested.append(c)
     mdes = [mde_line([r for r in inp.records if r["dataset"] == d], dataset_name(d), cache) for d in datasets
             if any(r["dataset"] == d for r in inp.records)]

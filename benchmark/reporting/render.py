@@ -46,8 +46,8 @@ LOCK_NAME = ".report.lock"  # held in the output folder while a render writes it
 # Everything `report` renders, in README order. A new output is a module with an `Output` and a line here.
 OUTPUTS: tuple[Output, ...] = (
     table1.OUTPUT, table2.OUTPUT, table3.OUTPUT, fig4.OUTPUT, fig5.OUTPUT, fig6.OUTPUT, fig7.OUTPUT, fig8.OUTPUT,
-    significance.OUTPUT, claims.OUTPUT, sanity.OUTPUT, diagnostics.OUTPUT, preference.OUTPUT, decoding.OUTPUT, curves.OUTPUT,
-    diagnostics.FIGURE_RUNS, diagnostics.SWEEP, curves.SWEEP,
+    significance.OUTPUT, claims.OUTPUT, sanity.OUTPUT, diagnostics.OUTPUT, preference.OUTPUT, decoding.OUTPUT,
+    curves.OUTPUT, diagnostics.FIGURE_RUNS, diagnostics.SWEEP, curves.SWEEP,
 )
 
 

@@ -23,7 +23,7 @@ from benchmark.reporting.common import (
     tex_line,
 )
 from benchmark.records import row_key
-from benchmark.reporting.stats import BOOTSTRAP_NOTE, MDE_NOTE, mde_line, paired_test
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, MDE_NOTE, mde_line, paired_test, seed_signs
 from benchmark.reporting.table1 import table1_rows
 
 
@@ -41,11 +41,6 @@ def _aligned(r: dict) -> bool:
             and "n_align_train" in ((r.get("config") or {}).get("method") or {}))
 
 
-def _signs(res: dict) -> str:
-    """The sign of a − b in each paired seed, seeds in order: "+ + − +" ("0" for an exact tie)."""
-    return " ".join("+" if v > 0 else "−" if v < 0 else "0" for _, v in sorted(res["per_seed"].items()))
-
-
 def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[str, str, list]:
     """(Markdown, LaTeX, rows): two-level paired bootstrap tests of a − b for every compared pair (a of a higher
     stage), and each dataset's minimum detectable effect."""
@@ -58,7 +53,7 @@ def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> t
         if res is not None:
             body.append([dataset_name(d), f"{a[0]['display_name']} − {b[0]['display_name']}", diff_std(res),
                          f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]", f"{res['se']:.4f}",
-                         f"{res['p_value']:.3f}", seeds_paired(res, len(a), len(b)), _signs(res), res["n_users"]])
+                         f"{res['p_value']:.3f}", seeds_paired(res, len(a), len(b)), seed_signs(res), res["n_users"]])
 
     controls = {r["display_name"] for r in records if r["role"] == "control"}
     for d, recs in by_dataset(records).items():

@@ -156,11 +156,22 @@ def mde(records: list[dict], cache: dict, metric: str = "ndcg@5") -> dict | None
     return {"mde": Z_POWER * se, "se": se, "n_tests": len(ses)}
 
 
+def metric_label(metric: str) -> str:
+    """``ndcg@5`` -> ``NDCG@5``, ``recall@5`` -> ``Recall@5``, ``mgu`` -> ``MGU``."""
+    name, _, k = metric.partition("@")
+    return {"ndcg": "NDCG", "recall": "Recall"}.get(name, name.upper()) + (f"@{k}" if k else "")
+
+
+def seed_signs(res: dict) -> str:
+    """The sign of a paired test's a − b in each paired seed (`paired_test`'s ``per_seed``), seeds in order:
+    "+ + − +" ("0" for an exact tie)."""
+    return " ".join("+" if v > 0 else "−" if v < 0 else "0" for _, v in sorted(res["per_seed"].items()))
+
+
 def mde_line(records: list[dict], dataset: str, cache: dict, metric: str = "ndcg@5") -> str:
     """``minimum detectable effect at 80 % power: NDCG@5 ±0.0123 (CDs)`` for one dataset's records (`dataset`: its
     display name), or the reason it is not available."""
-    name, _, k = metric.partition("@")
-    label = {"ndcg": "NDCG", "recall": "Recall"}.get(name, name.upper()) + (f"@{k}" if k else "")
+    label = metric_label(metric)
     res = mde(records, cache, metric)
     if res is None:
         return (f"minimum detectable effect at 80 % power: {label} not available ({dataset}: no SFT model run "

@@ -63,8 +63,8 @@ def _sft_windows_note(dataset: str, recs: list[dict], task_windows: Any) -> str 
         why.append(f"max_sft_windows = {prof['max_sft_windows']} caps them")
     if prof.get("align_source") == "train":
         why.append("align_source = train adds the align users' windows")
-    return (f"{dataset_name(dataset)}: the SFT (one per seed, shared by its methods) trained on {n:,} windows, not the "
-            f"{task_windows:,} SFT windows above: {'; '.join(why) or 'see the record config'}.")
+    return (f"{dataset_name(dataset)}: the SFT (one per seed, shared by its methods) trained on {n:,} windows, not "
+            f"the {task_windows:,} SFT windows above: {'; '.join(why) or 'see the record config'}.")
 
 
 def _eval_cap_note(dataset: str, rec: dict) -> str | None:
