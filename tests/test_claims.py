@@ -10,6 +10,7 @@ from pathlib import Path
 from benchmark.reporting.claims import Claim, Side, claims, verdict
 from benchmark.reporting.common import Inputs
 from benchmark.records import load_records
+from benchmark.reporting.stats import N_BOOT, p_label
 
 USERS = ("u1", "u1", "u2", "u3")  # four test windows; u1 has two
 
@@ -40,6 +41,13 @@ def test_verdict_needs_significance_and_reads_the_direction():
     assert verdict({"p_value": 0.05, "mean": 0.02}, 1) == "not significant"  # p < 0.05 is significant, 0.05 not
 
 
+def test_p_label_names_the_bootstrap_resolution():
+    """p = 2 × a fraction of N_BOOT resamples: 0 means fewer than one crossing, printed as a bound, not as 0."""
+    assert N_BOOT == 1000
+    assert p_label(0.0) == "< 0.002"
+    assert p_label(0.002) == "0.002" and p_label(0.0495) == "0.050" and p_label(1.0) == "1.000"
+
+
 def test_claims_hand_computed(tmp_path):
     base = [0.10, 0.20, 0.30, 0.40]
     for seed, shift in ((0, 0.0), (1, 0.1)):
@@ -51,8 +59,8 @@ def test_claims_hand_computed(tmp_path):
     write(tmp_path, "beam", 1, [v + 0.1 - 0.04 for v in base])
     md, tex, body, used = claims(inputs(tmp_path))
     rows = {(r[3], r[4]): r for r in body}
-    assert rows[("static BoN − BIGRec", "NDCG@5")][6:] == ["-0.0200 ± 0.0000", "0.000", "− −", "reversed"]
-    assert rows[("BLADE-N − static BoN", "NDCG@5")][6:] == ["+0.0700 ± 0.0000", "0.000", "+ +", "holds"]
+    assert rows[("static BoN − BIGRec", "NDCG@5")][6:] == ["-0.0200 ± 0.0000", "< 0.002", "− −", "reversed"]
+    assert rows[("BLADE-N − static BoN", "NDCG@5")][6:] == ["+0.0700 ± 0.0000", "< 0.002", "+ +", "holds"]
     assert rows[("BLADE-N − BIGRec", "NDCG@5")][9] == "holds"
     beam = rows[("Beam Search − BIGRec", "NDCG@5")]
     assert beam[5] == "a < b" and beam[6] == "+0.0000 ± 0.0566" and beam[8] == "+ −"
@@ -77,7 +85,7 @@ def test_a_figure_side_is_found_through_its_plan_and_needs_every_planned_run(tmp
                   Side(experiment="fig6", series="No Prior", x=2), "BLADE − No Prior, G 2", metric="recall@5")
     md, _, body, _ = claims(inputs(tmp_path, plan), (claim,))
     assert [r[2:] for r in body] == [["CDs", "BLADE − No Prior, G 2", "Recall@5", "a > b", "+0.0300 ± 0.0000",
-                                      "0.000", "+ +", "holds"]]
+                                      "< 0.002", "+ +", "holds"]]
     # a planned run without a record: the side is incomplete, the claim is not tested
     runs.append({"run_id": "fig-blade-2", "seed": 2, "series": "BLADE", "x": 2, "panel": ""})
     md, _, body, _ = claims(inputs(tmp_path, plan), (claim,))

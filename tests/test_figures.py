@@ -169,8 +169,8 @@ def test_fig8_companion_tests_each_point_against_sft(tmp_path):
     # BLADE-N at λ 0.5 against SFT: +0.08 + 0.001 * 0.5 on every metric, for every user, in both seeds (seed s of
     # BLADE-N paired with seed s of SFT): no spread over seeds or users, so the two-level CI collapses too
     assert rows[("(b)", "BLADE-N (R_div)", "0.5")][3:] == [
-        "0.2055 ± 0.0071", "+0.0805 ± 0.0000 [+0.0805, +0.0805]", "< 0.001", "ILD", "0.4055 ± 0.0071",
-        "+0.0805 ± 0.0000 [+0.0805, +0.0805]", "< 0.001"]
+        "0.2055 ± 0.0071", "+0.0805 ± 0.0000 [+0.0805, +0.0805]", "< 0.002", "ILD", "0.4055 ± 0.0071",
+        "+0.0805 ± 0.0000 [+0.0805, +0.0805]", "< 0.002"]
     assert tex.isascii() and r"$\lambda$" in tex
     # records without predictions: the means stay, the tests are dashes
     write(tmp_path / "bare", "fig8")

@@ -24,7 +24,7 @@ from benchmark.reporting.common import (
     simple_table,
     tex_line,
 )
-from benchmark.reporting.stats import BOOTSTRAP_NOTE, mde_line, metric_label, paired_test, seed_signs
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, mde_line, metric_label, p_label, paired_test, seed_signs
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def claims(inp: Inputs, claim_list: tuple[Claim, ...] = CLAIMS) -> tuple[str, st
             used.update({r["run_id"]: r for r in a + b})
             body.append([c.source, c.paper, dataset_name(d), c.label, metric_label(c.metric),
                          "a > b" if c.sign > 0 else "a < b", diff_std(res),
-                         f"{res['p_value']:.3f}", seed_signs(res), verdict(res, c.sign)])
+                         p_label(res['p_value']), seed_signs(res), verdict(res, c.sign)])
         if not tested:
             untested.append(c)
     mdes = [mde_line([r for r in inp.records if r["dataset"] == d], dataset_name(d), cache) for d in datasets

@@ -21,7 +21,7 @@ from benchmark.reporting.common import (
     signed,
     simple_table,
 )
-from benchmark.reporting.stats import BOOTSTRAP_NOTE, paired_test
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, p_label, paired_test
 
 EXPERIMENT = "fig8"
 SFT = "SFT"
@@ -67,8 +67,7 @@ def tests(d: str, pairs) -> tuple[str, str]:
         t = paired_test(a, b, metric, cache)
         if t is None:
             return ["—", "—"]
-        p = "< 0.001" if t["p_value"] == 0 else f"{t['p_value']:.3f}"
-        return [f"{diff_std(t)} [{signed(t['ci_low'])}, {signed(t['ci_high'])}]", p]
+        return [f"{diff_std(t)} [{signed(t['ci_low'])}, {signed(t['ci_high'])}]", p_label(t["p_value"])]
 
     def mean(recs, metric):
         return mean_std([r["metrics"][metric] for r in recs])

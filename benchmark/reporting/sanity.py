@@ -16,7 +16,7 @@ from benchmark.reporting.common import (
     signed,
     simple_table,
 )
-from benchmark.reporting.stats import BOOTSTRAP_NOTE, paired_test
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, p_label, paired_test
 
 
 def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[str, str, list]:
@@ -35,7 +35,7 @@ def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[s
         verdict = "beats Pop" if res["ci_low"] > 0 else ("loses to Pop" if res["ci_high"] < 0 else "ties Pop")
         body.append([dataset_name(d), mean_std([r["metrics_valid"][metric] for r in sft]),
                      mean_std([r["metrics_valid"][metric] for r in pop]), diff_std(res),
-                     f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]", f"{res['p_value']:.3f}",
+                     f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]", p_label(res['p_value']),
                      seeds_paired(res, len(sft), len(pop)), verdict])
     head = ["Dataset", f"SFT {metric}", f"Pop {metric}", "Difference", "95 % CI", "p", "Seeds", "Verdict"]
     md, tex = simple_table(f"# Sanity bar: the SFT model vs Pop on the validation split ({profile} profile)", head,

@@ -23,7 +23,7 @@ from benchmark.reporting.common import (
     tex_line,
 )
 from benchmark.records import row_key
-from benchmark.reporting.stats import BOOTSTRAP_NOTE, MDE_NOTE, mde_line, paired_test, seed_signs
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, MDE_NOTE, mde_line, p_label, paired_test, seed_signs
 from benchmark.reporting.table1 import table1_rows
 
 
@@ -53,7 +53,7 @@ def significance(records: list[dict], profile: str, metric: str = "ndcg@5") -> t
         if res is not None:
             body.append([dataset_name(d), f"{a[0]['display_name']} − {b[0]['display_name']}", diff_std(res),
                          f"[{signed(res['ci_low'])}, {signed(res['ci_high'])}]", f"{res['se']:.4f}",
-                         f"{res['p_value']:.3f}", seeds_paired(res, len(a), len(b)), seed_signs(res), res["n_users"]])
+                         p_label(res['p_value']), seeds_paired(res, len(a), len(b)), seed_signs(res), res["n_users"]])
 
     controls = {r["display_name"] for r in records if r["role"] == "control"}
     for d, recs in by_dataset(records).items():

@@ -162,6 +162,12 @@ def metric_label(metric: str) -> str:
     return {"ndcg": "NDCG", "recall": "Recall"}.get(name, name.upper()) + (f"@{k}" if k else "")
 
 
+def p_label(p: float) -> str:
+    """A bootstrap p-value as the tables print it: three decimals, or ``< 0.002`` when no resample crossed 0 (the
+    p-value is 2 × a fraction of `N_BOOT` resamples, so 0 means below its resolution, not zero)."""
+    return f"< {2 / N_BOOT:.3f}" if p == 0 else f"{p:.3f}"
+
+
 def seed_signs(res: dict) -> str:
     """The sign of a paired test's a − b in each paired seed (`paired_test`'s ``per_seed``), seeds in order:
     "+ + − +" ("0" for an exact tie)."""

@@ -39,7 +39,8 @@ from benchmark.reporting.common import (
     tex_notes,
 )
 from benchmark.records import by_created, row_key
-from benchmark.reporting.stats import BOOTSTRAP_NOTE, MDE_NOTE, cell_ci, mde_line, paired_test, user_values
+from benchmark.reporting.stats import (BOOTSTRAP_NOTE, MDE_NOTE, cell_ci, mde_line, p_label, paired_test,
+                                       user_values)
 
 COLUMNS = (("R@3", "recall@3"), ("N@3", "ndcg@3"), ("R@5", "recall@5"), ("N@5", "ndcg@5"))
 MARKS = {"better": "†", "worse": "‡"}
@@ -237,7 +238,7 @@ def table3_ci(records: list[dict], profile: str, g: Grid | None = None) -> tuple
                     for d in g.datasets for row in g.rows if (row["key"], d) in g.recs] for fmt in ("md", "tex")}
     tests = {fmt: [[esc(dataset_name(d), fmt), c, esc(names[k], fmt), esc(names[t["baseline"]], fmt),
                     esc(diff_std(t), fmt), f"[{signed(t['ci_low'])}, {signed(t['ci_high'])}]", f"{t['se']:.4f}",
-                    f"{t['p_value']:.3f}",
+                    p_label(t['p_value']),
                     seeds_paired(t, len(g.recs[(k, d)]), len(g.recs[(t["baseline"], d)])),
                     esc(_marker(t, m), fmt) or MISSING[fmt]]
                    for d in g.datasets for c, m in COLUMNS for k in names if (t := g.tests.get((k, d, m)))]
