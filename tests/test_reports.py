@@ -604,6 +604,28 @@ def test_sanity_bar_pairs_the_seeds_of_sft_and_pop(tmp_path):
     cells = _cells(md, "CDs")
     assert cells[1:4] == ["0.0700 ± 0.0141", "0.0200 ± 0.0000", "+0.0500 ± 0.0141"]
     assert cells[4] == "[+0.0400, +0.0600]" and cells[6] == "2 of 2/3" and cells[7] == "beats Pop"
+    assert "wall-time cap (sft_max_time_s; the kept checkpoint then depends on the machine's speed and load): none." in md
+
+
+def test_sanity_bar_names_the_sfts_stopped_by_the_time_cap(tmp_path):
+    """An SFT that ends at its wall-time cap is load-dependent: the sanity bar names it, from `stopped_by`, or for a
+    record from before that field, from its training seconds reaching the profile's cap."""
+    from benchmark.reporting.sanity import time_capped
+
+    root = tmp_path / "results"
+    sft = {0: {"stopped_by": "patience", "seconds": 5000.0}, 1: {"stopped_by": "time cap", "seconds": 10.0},
+           2: {"seconds": 1200.0}, 3: {"seconds": 1199.0}}
+    for seed, info in sft.items():
+        make_run(root, "bigrec", "BIGRec", "llm", "cds", seed, 0.05, role="sft", stats={"sft": info},
+                 config={"profile": {"model": "scratch", "item_repr": "item_token", "sft_max_time_s": 1200.0}},
+                 valid_predictions_file=f"bigrec-cds-{seed}.predictions.jsonl")
+        make_run(root, "pop", "Pop", "reference", "cds", seed, 0.01, role="popularity",
+                 valid_predictions_file=f"pop-cds-{seed}.predictions.jsonl")
+    assert [time_capped({"stats": {"sft": i}, "config": {"profile": {"sft_max_time_s": 1200.0}}})
+            for i in sft.values()] == [False, True, True, False]
+    assert not time_capped({"stats": {}, "config": {}})  # no SFT info: nothing to flag
+    md = render(root, tmp_path)["sanity_cpu.md"]
+    assert "speed and load): CDs seed 1, CDs seed 2." in md
 
 
 def test_significance_gives_the_sign_in_each_seed():

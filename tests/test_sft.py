@@ -23,7 +23,20 @@ def test_ndcg_selection_keeps_the_best_ranking_checkpoint(steam, tmp_path):
 def test_last_selection_keeps_the_last_step(steam, tmp_path):
     profile = dataclasses.replace(get_profile("smoke"), sft_select="last", sft_max_epochs=1.0)
     _, _, info = load_sft(train_sft(steam, profile, tmp_path))
-    assert info["best_step"] == info["steps"] and info["best_metric"] is None
+    assert info["best_step"] == info["steps"] and info["best_metric"] is None and info["stopped_by"] == "step cap"
+
+
+def test_the_time_cap_stops_training_and_says_so(steam, tmp_path, caplog):
+    """A wall-time cap shorter than one step: training ends after its first step, the info says "time cap" (reports
+    flag it: the kept checkpoint depends on the machine's speed) and the log warns with the setting to change."""
+    import logging
+
+    profile = dataclasses.replace(get_profile("smoke"), sft_select="last", sft_max_time_s=1e-6)
+    with caplog.at_level(logging.WARNING):
+        _, _, info = load_sft(train_sft(steam, profile, tmp_path, log=logging.getLogger("benchmark")))
+    assert info["steps"] == 1 and info["stopped_by"] == "time cap"
+    assert "stopped at the wall-time cap (sft_max_time_s = 1e-06) at step 1" in caplog.text
+    assert "--set sft_max_time_s=SECONDS" in caplog.text
 
 
 def test_unknown_selection_is_refused():
@@ -43,6 +56,7 @@ def test_ndcg_selection_stops_early_when_ranking_stops_improving(steam, tmp_path
     every = profile.sft_eval_every
     assert [c["eval_ndcg@5"] for c in info["eval_curve"]] == [0.5, 0.4, 0.3]
     assert info["best_step"] == every and info["steps"] == 3 * every and info["best_metric"] == 0.5
+    assert info["stopped_by"] == "patience"
 
 
 def test_gpt_neox_architecture_trains_and_hidden_dropout_needs_it(steam, tmp_path):

@@ -19,12 +19,24 @@ from benchmark.reporting.common import (
 from benchmark.reporting.stats import BOOTSTRAP_NOTE, p_label, paired_test
 
 
+def time_capped(record: dict) -> bool:
+    """Whether the SFT behind an SFT-role record stopped at its wall-time cap (``sft_max_time_s``): its kept checkpoint
+    then depends on the machine's speed and load. Records from before ``stopped_by`` existed: the SFT's training
+    seconds reached the cap."""
+    info = (record.get("stats") or {}).get("sft") or {}
+    if "stopped_by" in info:
+        return info["stopped_by"] == "time cap"
+    cap = ((record.get("config") or {}).get("profile") or {}).get("sft_max_time_s")
+    return cap is not None and info.get("seconds") is not None and info["seconds"] >= cap
+
+
 def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[str, str, list]:
     """(Markdown, LaTeX, rows): per dataset with both runs, each side's mean ± std over seeds, the difference and the
     verdict."""
     cache: dict = {}
-    body = []
+    body, capped = [], []
     for d, recs in by_dataset(records).items():
+        capped += [f"{dataset_name(d)} seed {r['seed']}" for r in recs if r["role"] == "sft" and time_capped(r)]
         sft = sorted((r for r in recs if r["role"] == "sft"), key=lambda r: r["seed"])
         pop = sorted((r for r in recs if r["role"] == "popularity"), key=lambda r: r["seed"])
         if not sft or not pop:
@@ -41,7 +53,9 @@ def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[s
     md, tex = simple_table(f"# Sanity bar: the SFT model vs Pop on the validation split ({profile} profile)", head,
                            body, [f"Validation split; values: mean ± std over seeds. Paired {BOOTSTRAP_NOTE}; p "
                                   "two-sided. Seeds: the seeds both rows share (\"k of a/b\" when a row has a seed "
-                                  "the other lacks)."])
+                                  "the other lacks).",
+                                  "SFT stopped at its wall-time cap (sft_max_time_s; the kept checkpoint then depends "
+                                  "on the machine's speed and load): " + (", ".join(capped) or "none") + "."])
     return md, tex, body
 
 

@@ -90,6 +90,7 @@ class _TimeLimit(TrainerCallback):
 
     def __init__(self, limit_s: float):
         self.limit_s, self.t0 = limit_s, time.time()
+        self.hit = False  # stopped by the cap: the kept checkpoint then depends on this machine's speed and load
 
     def on_step_end(self, args, state, control, **kw):
         from accelerate import PartialState
@@ -100,6 +101,7 @@ class _TimeLimit(TrainerCallback):
 
             broadcast_object_list(over, from_process=0)
         if over[0]:
+            self.hit = True
             control.should_training_stop = True
             control.should_evaluate = control.should_save = True
 
@@ -202,8 +204,9 @@ def _train_sft(ds: Dataset, profile, cache_dir: Path, log, root: Path, final: Pa
     watch = "eval_ndcg@5" if select == "ndcg" and profile.sft_stop == "select" else "eval_loss"
     guards = [FiniteLoss(what, "lower the learning rate (--set sft_lr=VALUE) and run again"),
               EvalProgress(what, profile.sft_patience if select != "last" else None, watch, profile.sft_max_time_s)]
+    cap = _TimeLimit(profile.sft_max_time_s)
     trainer = _RankingSFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=evals, processing_class=tok,
-                                 callbacks=[*guards, *stopping, _TimeLimit(profile.sft_max_time_s)])
+                                 callbacks=[*guards, *stopping, cap])
     quiet_progress(trainer)
     if select == "ndcg":
         trainer.ranking = _ranking_eval(ds, eval_w, profile, tok)
@@ -233,7 +236,14 @@ def _train_sft(ds: Dataset, profile, cache_dir: Path, log, root: Path, final: Pa
         "best_metric": st.best_metric if select != "last" else None, "seconds": secs,
         "tokens_seen": st.num_input_tokens_seen, "tokens_per_s": st.num_input_tokens_seen / max(secs, 1e-9),
         "resumed": bool(resume), "train_loss": out.training_loss, "eval_curve": evals_hist, "train_curve": train_hist,
+        # what ended training: the wall-time cap makes the result depend on the machine's speed (reports flag it)
+        "stopped_by": ("time cap" if cap.hit else "step cap" if st.global_step >= st.max_steps else "patience"),
     }
+    if cap.hit and log:
+        log.warning("SFT %s/%s stopped at the wall-time cap (sft_max_time_s = %g) at step %d of %d: the kept "
+                    "checkpoint depends on this machine's speed and load; raise it (--set sft_max_time_s=SECONDS) "
+                    "for a result that does not", ds.name, profile.name, profile.sft_max_time_s, st.global_step,
+                    st.max_steps)
     if profile.lora:
         model = trainer.model.merge_and_unload()
     else:
