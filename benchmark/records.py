@@ -32,7 +32,8 @@ Record fields:
 Experiment plans (``run --experiment NAME``, benchmark/experiments.py): ``<results_dir>/experiments/<name>_<profile>
 .json`` = {"experiment", "output", "profile", "datasets": {dataset: {"command", "created", "runs": [{"run_id",
 "method", "dataset", "seed", "panel", "series", "x"}, ...]}}}: the runs an output needs, so that reports draw it only
-from complete data. Planning a dataset again replaces that dataset's entry; other datasets are kept.
+from complete data. Planning a dataset again replaces that dataset's entry (a warning names the seeds it drops); other
+datasets are kept.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import logging
 import math
 import warnings
 import zlib
@@ -298,6 +300,16 @@ def write_plan(results_dir: Path, plan: dict) -> Path:
     """Store an experiment's plan atomically, keeping the entries of datasets it does not plan. Returns its path."""
     path = plan_path(results_dir, plan["experiment"], plan["profile"])
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for d, entry in plan["datasets"].items():  # a plan of fewer seeds drops the others from what `report` draws
+        dropped = sorted({r["seed"] for r in old.get("datasets", {}).get(d, {}).get("runs", [])}
+                         - {r["seed"] for r in entry["runs"]})
+        if dropped:
+            logging.getLogger("benchmark").warning(
+                "the %s plan for %s now has seeds %s; it had %s too, which `report` will no longer draw for this "
+                "output. To keep every seed, name them all (--seeds %s): finished runs are skipped", plan["experiment"],
+                d, " ".join(str(s) for s in sorted({r["seed"] for r in entry["runs"]})),
+                " ".join(map(str, dropped)),
+                " ".join(str(s) for s in sorted({r["seed"] for r in entry["runs"]} | set(dropped))))
     merged = {**plan, "datasets": {**old.get("datasets", {}), **plan["datasets"]}}
     atomic_write_text(path, json.dumps(merged, indent=1) + "\n")
     return path

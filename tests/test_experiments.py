@@ -114,12 +114,32 @@ def test_specs_are_named_and_valid():
 
 
 def test_write_plan_keeps_other_datasets(tmp_path):
-    plan = {"experiment": "fig5", "profile": "cpu", "datasets": {"cds": {"runs": [1]}}}
+    def runs(run_id):
+        return {"runs": [{"run_id": run_id, "seed": 0}]}
+
+    plan = {"experiment": "fig5", "profile": "cpu", "datasets": {"cds": runs("a")}}
     write_plan(tmp_path, plan)
-    write_plan(tmp_path, {**plan, "datasets": {"steam": {"runs": [2]}}})
-    write_plan(tmp_path, {**plan, "datasets": {"cds": {"runs": [3]}}})
+    write_plan(tmp_path, {**plan, "datasets": {"steam": runs("b")}})
+    write_plan(tmp_path, {**plan, "datasets": {"cds": runs("c")}})
     saved = json.loads(plan_path(tmp_path, "fig5", "cpu").read_text())
-    assert saved["datasets"] == {"cds": {"runs": [3]}, "steam": {"runs": [2]}}
+    assert saved["datasets"] == {"cds": runs("c"), "steam": runs("b")}
+
+
+def test_write_plan_warns_when_a_dataset_loses_seeds(tmp_path, caplog):
+    """Planning seeds 3 4 after 0 1 2 replaces the dataset's plan: the log says which seeds `report` no longer draws
+    and the command that keeps them all; planning a superset of the seeds says nothing."""
+    import logging
+
+    def plan(*seeds):
+        return {"experiment": "fig5", "profile": "cpu", "datasets": {"cds": {"runs": [{"seed": s} for s in seeds]}}}
+
+    with caplog.at_level(logging.WARNING, logger="benchmark"):
+        write_plan(tmp_path, plan(0, 1, 2))
+        write_plan(tmp_path, plan(0, 1, 2, 3))
+        assert caplog.text == ""
+        write_plan(tmp_path, plan(3, 4))
+    assert "the fig5 plan for cds now has seeds 3 4; it had 0 1 2 too" in caplog.text
+    assert "(--seeds 0 1 2 3 4)" in caplog.text
 
 
 def test_cli_dry_run_plans_without_writing(data_dir, tmp_path, capsys):
