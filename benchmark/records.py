@@ -301,15 +301,16 @@ def write_plan(results_dir: Path, plan: dict) -> Path:
     path = plan_path(results_dir, plan["experiment"], plan["profile"])
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     for d, entry in plan["datasets"].items():  # a plan of fewer seeds drops the others from what `report` draws
-        dropped = sorted({r["seed"] for r in old.get("datasets", {}).get(d, {}).get("runs", [])}
-                         - {r["seed"] for r in entry["runs"]})
+        new = {r["seed"] for r in entry["runs"]}
+        dropped = {r["seed"] for r in old.get("datasets", {}).get(d, {}).get("runs", [])} - new
         if dropped:
+            def seeds(s):
+                return " ".join(map(str, sorted(s)))
+
             logging.getLogger("benchmark").warning(
                 "the %s plan for %s now has seeds %s; it had %s too, which `report` will no longer draw for this "
-                "output. To keep every seed, name them all (--seeds %s): finished runs are skipped", plan["experiment"],
-                d, " ".join(str(s) for s in sorted({r["seed"] for r in entry["runs"]})),
-                " ".join(map(str, dropped)),
-                " ".join(str(s) for s in sorted({r["seed"] for r in entry["runs"]} | set(dropped))))
+                "output. To keep every seed, name them all (--seeds %s): finished runs are skipped",
+                plan["experiment"], d, seeds(new), seeds(dropped), seeds(new | dropped))
     merged = {**plan, "datasets": {**old.get("datasets", {}), **plan["datasets"]}}
     atomic_write_text(path, json.dumps(merged, indent=1) + "\n")
     return path
