@@ -1,6 +1,7 @@
 """Table 3: overall performance, R@3 N@3 R@5 N@5 on the test split per method (rows) and dataset (column groups).
 
-The paper's layout: one number per cell (the mean over seeds of each run's window mean), the best per column in bold
+The paper's layout, one cell per (method, dataset, metric): the mean over seeds of each run's window mean with its
+sample std over seeds beside it (every seed re-trains the whole pipeline), the best mean per column in bold
 and the second underlined (compared at the printed 4 decimals; ties share the mark; oracle rows not ranked), and a
 marker on the rows of our methods (category ``ours``) where the paired test against the column's best baseline (the
 best non-oracle row outside ``ours``) is significant: † better, ‡ worse (p < 0.05; two-level paired bootstrap over
@@ -132,6 +133,8 @@ def _main_cell(g: Grid, key: str, d: str, metric: str, fmt: str) -> str:
         text = rf"\textbf{{{text}}}" if fmt == "tex" else f"**{text}**"
     elif mark == "second":
         text = rf"\underline{{{text}}}" if fmt == "tex" else f"<u>{text}</u>"
+    if cell["std"] is not None:  # the spread over seeds (each seed its own SFT): LaTeX sets it small
+        text += (rf"{{\scriptsize$\pm${num(cell['std'])}}}" if fmt == "tex" else f" ± {num(cell['std'])}")
     return text + esc(_marker(g.tests.get((key, d, metric)), metric), fmt)
 
 
@@ -152,9 +155,10 @@ def _seed_note(g: Grid, names: dict[str, str], fmt: str) -> str:
 def _main_notes(g: Grid, profile: str, fmt: str) -> list[str]:
     names = {row["key"]: row["name"] for row in g.rows}
     notes = [
-        esc("Test split. Cells: the mean over seeds; best per column in bold, second underlined. † / ‡: significantly "
+        esc("Test split. Cells: the mean ± sample std over seeds (every seed re-trains the whole pipeline, its SFT "
+            "included); best mean per column in bold, second underlined. † / ‡: significantly "
             f"better / worse than the column's best baseline (the best non-oracle row outside our methods), paired "
-            f"{BOOTSTRAP_NOTE}, p < {P_SIGNIFICANT:g}. Std over seeds and 95 % CIs: ", fmt)
+            f"{BOOTSTRAP_NOTE}, p < {P_SIGNIFICANT:g}. 95 % CIs and the tests behind the markers: ", fmt)
         + code(f"table3_{profile}_ci", fmt) + ".",
         _seed_note(g, names, fmt),
         *(esc(g.mde[d], fmt) for d in g.datasets),
@@ -183,7 +187,7 @@ def _main_notes(g: Grid, profile: str, fmt: str) -> list[str]:
 
 
 def table3(records: list[dict], profile: str, g: Grid | None = None) -> tuple[str, str]:
-    """(Markdown, LaTeX) of the main table: one number per cell, marks and markers (module docstring)."""
+    """(Markdown, LaTeX) of the main table: mean ± std per cell, marks and markers (module docstring)."""
     g = g or grid(records)
     body = {fmt: [[esc(row["name"], fmt)] + [_main_cell(g, row["key"], d, m, fmt) for d in g.datasets
                                               for _, m in COLUMNS] for row in g.rows] for fmt in ("md", "tex")}
