@@ -586,7 +586,8 @@ def test_each_dataset_states_its_minimum_detectable_effect(results, tmp_path):
     cache: dict = {}
     ses = [paired_test(rows[m], rows["bigrec"], "ndcg@5", cache)["se"] for m in ("sdpo", "blade_n", "d3", "blade_r")]
     line = f"minimum detectable effect at 80 % power: NDCG@5 ±{Z_POWER * float(np.median(ses)):.4f} (CDs)"
-    for name in ("table1_cpu.md", "table3_cpu.md", "significance_cpu.md"):
+    for name in ("table1_cpu.md", "table2_cpu.md", "table3_cpu.md", "table3_cpu_ci.md", "significance_cpu.md",
+                 "claims_cpu.md"):
         assert line in out[name], name
         assert "Steam: no SFT model run" in out[name] and "(z_0.975 + z_0.80) × SE = 2.80 × SE" in out[name]
     assert tex_escape(line) in out["table1_cpu.tex"] and tex_escape(line) in out["significance_cpu.tex"]
@@ -607,6 +608,14 @@ def test_sanity_bar_pairs_the_seeds_of_sft_and_pop(tmp_path):
     assert cells[1:4] == ["0.0700 ± 0.0141", "0.0200 ± 0.0000", "+0.0500 ± 0.0141"]
     assert cells[4] == "[+0.0400, +0.0600]" and cells[6] == "2 of 2/3" and cells[7] == "beats Pop"
     assert "wall-time cap (sft_max_time_s; the kept checkpoint then depends on the machine's speed and load): none." in md
+    # its minimum detectable effect, on validation: the one non-oracle row (Pop) against the SFT model
+    from benchmark.reporting.stats import Z_POWER, paired_test
+
+    recs = sorted(load_records(root), key=lambda r: r["seed"])
+    se = paired_test([r for r in recs if r["method"] == "pop"], [r for r in recs if r["method"] == "bigrec"],
+                     "ndcg@5", {}, "valid_predictions_file")["se"]
+    assert f"minimum detectable effect at 80 % power: NDCG@5 (validation) ±{Z_POWER * se:.4f} (CDs)" in md
+    assert "row − SFT model (validation split)" in md
 
 
 def test_sanity_bar_names_the_sfts_stopped_by_the_time_cap(tmp_path):

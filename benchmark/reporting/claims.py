@@ -24,7 +24,7 @@ from benchmark.reporting.common import (
     simple_table,
     tex_line,
 )
-from benchmark.reporting.stats import BOOTSTRAP_NOTE, mde_line, metric_label, p_label, paired_test, seed_signs
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, MDE_NOTE, mde_line, metric_label, p_label, paired_test, seed_signs
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def claims(inp: Inputs, claim_list: tuple[Claim, ...] = CLAIMS) -> tuple[str, st
     notes = [f"Test split. Paired {BOOTSTRAP_NOTE}; p two-sided. Verdict: holds / reversed when p < {P_SIGNIFICANT} "
              "with the difference in / against the paper's direction, else not significant (the sign per seed says "
              "how consistent it is). Figure claims compare the planned points of the figure's runs; a curve's claim "
-             "is tested where the curve ends (the test split after the last step).", *mdes]
+             "is tested where the curve ends (the test split after the last step).", *mdes, MDE_NOTE]
     if untested:
         notes.append("Not tested (a side has no records on any dataset): " + _untested(untested, claim_list) + ".")
     md, tex = simple_table(f"# The paper's claims, tested ({inp.profile} profile)", head, body, notes)

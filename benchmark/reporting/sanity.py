@@ -15,8 +15,9 @@ from benchmark.reporting.common import (
     seeds_paired,
     signed,
     simple_table,
+    tex_line,
 )
-from benchmark.reporting.stats import BOOTSTRAP_NOTE, p_label, paired_test
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, mde_line, mde_note, p_label, paired_test
 
 
 def time_capped(record: dict) -> bool:
@@ -34,7 +35,7 @@ def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[s
     """(Markdown, LaTeX, rows): per dataset with both runs, each side's mean ± std over seeds, the difference and the
     verdict."""
     cache: dict = {}
-    body, capped = [], []
+    body, capped, mdes = [], [], []
     for d, recs in by_dataset(records).items():
         capped += [f"{dataset_name(d)} seed {r['seed']}" for r in recs if r["role"] == "sft" and time_capped(r)]
         sft = sorted((r for r in recs if r["role"] == "sft"), key=lambda r: r["seed"])
@@ -44,6 +45,7 @@ def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[s
         res = paired_test(sft, pop, metric, cache, "valid_predictions_file")
         if res is None:
             continue
+        mdes.append(mde_line(recs, dataset_name(d), cache, field="valid_predictions_file"))
         verdict = "beats Pop" if res["ci_low"] > 0 else ("loses to Pop" if res["ci_high"] < 0 else "ties Pop")
         body.append([dataset_name(d), mean_std([r["metrics_valid"][metric] for r in sft]),
                      mean_std([r["metrics_valid"][metric] for r in pop]), diff_std(res),
@@ -55,8 +57,9 @@ def sanity(records: list[dict], profile: str, metric: str = "ndcg@5") -> tuple[s
                                   "two-sided. Seeds: the seeds both rows share (\"k of a/b\" when a row has a seed "
                                   "the other lacks).",
                                   "SFT stopped at its wall-time cap (sft_max_time_s; the kept checkpoint then depends "
-                                  "on the machine's speed and load): " + (", ".join(capped) or "none") + "."])
-    return md, tex, body
+                                  "on the machine's speed and load): " + (", ".join(capped) or "none") + ".",
+                                  *mdes, mde_note("validation")])
+    return md, tex + "".join(tex_line(line) for line in mdes), body
 
 
 def render(inp: Inputs) -> list:

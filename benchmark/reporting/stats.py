@@ -26,9 +26,14 @@ BOOTSTRAP_NOTE = (f"two-level bootstrap ({N_BOOT} resamples; each draws the seed
                   "with replacement, one user draw shared by the drawn seeds, users weighted by their window count; "
                   "the statistic is the mean over seeds of the window mean; a paired test pairs seed with seed and "
                   "user with user, leaving out a seed one side lacks)")
-MDE_NOTE = ("Minimum detectable effect at 80 % power (two-sided test at the 5 % level): (z_0.975 + z_0.80) × SE "
+def mde_note(split: str = "test") -> str:
+    """What the minimum-detectable-effect lines mean, for the `split` they were computed on."""
+    return ("Minimum detectable effect at 80 % power (two-sided test at the 5 % level): (z_0.975 + z_0.80) × SE "
             f"= {Z_POWER:.2f} × SE, with SE the median, over the dataset's non-oracle rows, of the two-level "
-            "bootstrap standard error of the paired NDCG@5 difference row − SFT model (test split).")
+            f"bootstrap standard error of the paired NDCG@5 difference row − SFT model ({split} split).")
+
+
+MDE_NOTE = mde_note()
 
 
 def user_values(record: dict, cache: dict,
@@ -137,8 +142,9 @@ def paired_test(a: list[dict], b: list[dict], metric: str, cache: dict,
     return cache[key]
 
 
-def mde(records: list[dict], cache: dict, metric: str = "ndcg@5") -> dict | None:
-    """The minimum detectable effect at 80 % power of one dataset's records (test split; `MDE_NOTE`):
+def mde(records: list[dict], cache: dict, metric: str = "ndcg@5", field: str = "predictions_file") -> dict | None:
+    """The minimum detectable effect at 80 % power of one dataset's records (`field`: test predictions, or
+    ``valid_predictions_file`` for validation; `MDE_NOTE`):
     ``{"mde": Z_POWER × SE, "se": SE, "n_tests": ...}`` with SE the median two-level bootstrap standard error of
     the paired `metric` difference of every non-oracle row (row key) against the SFT model (role ``sft``); None
     without an SFT model or a row it can be paired with."""
@@ -149,7 +155,7 @@ def mde(records: list[dict], cache: dict, metric: str = "ndcg@5") -> dict | None
     if sft is None:
         return None
     ses = [t["se"] for k in sorted(rows) if rows[k] is not sft and not rows[k][0]["oracle"]
-           if (t := paired_test(rows[k], sft, metric, cache)) is not None]
+           if (t := paired_test(rows[k], sft, metric, cache, field)) is not None]
     if not ses:
         return None
     se = float(np.median(ses))
@@ -174,11 +180,13 @@ def seed_signs(res: dict) -> str:
     return " ".join("+" if v > 0 else "−" if v < 0 else "0" for _, v in sorted(res["per_seed"].items()))
 
 
-def mde_line(records: list[dict], dataset: str, cache: dict, metric: str = "ndcg@5") -> str:
+def mde_line(records: list[dict], dataset: str, cache: dict, metric: str = "ndcg@5",
+             field: str = "predictions_file") -> str:
     """``minimum detectable effect at 80 % power: NDCG@5 ±0.0123 (CDs)`` for one dataset's records (`dataset`: its
-    display name), or the reason it is not available."""
-    label = metric_label(metric)
-    res = mde(records, cache, metric)
+    display name; `field` ``valid_predictions_file``: on validation, said in the line), or the reason it is not
+    available."""
+    label = metric_label(metric) + (" (validation)" if field == "valid_predictions_file" else "")
+    res = mde(records, cache, metric, field)
     if res is None:
         return (f"minimum detectable effect at 80 % power: {label} not available ({dataset}: no SFT model run "
                 "with predictions to pair the other rows with)")

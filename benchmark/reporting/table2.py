@@ -22,6 +22,7 @@ from benchmark.reporting.common import (
     tex_notes,
 )
 from benchmark.records import by_created, load_predictions
+from benchmark.reporting.stats import MDE_NOTE, mde_line
 
 COLUMNS = (
     ("Users", ("users",)),
@@ -85,8 +86,9 @@ def _eval_cap_note(dataset: str, rec: dict) -> str | None:
 def table2(records: list[dict], profile: str) -> tuple[str, str]:
     """(Markdown, LaTeX) of the profile's dataset statistics. When records of one dataset disagree (different
     ``data_hash``), the newest record's statistics are shown and the note and a warning say so."""
-    notes, rows = [NOTE], []
+    notes, rows, cache, mdes = [NOTE], [], {}, []
     for d in order_datasets({r["dataset"] for r in records}):
+        mdes.append(mde_line([r for r in records if r["dataset"] == d], dataset_name(d), cache))
         recs = sorted((r for r in records if r["dataset"] == d), key=by_created)
         hashes = sorted({str(r.get("data_hash")) for r in recs})
         if len(hashes) > 1:
@@ -99,6 +101,7 @@ def table2(records: list[dict], profile: str) -> tuple[str, str]:
         notes += [n for n in (note, _eval_cap_note(d, recs[-1])) if n]
         rows.append((d, [f"{v:,}" if isinstance(v, int) else (str(v) if v is not None else None) for v in values]))
 
+    notes += [*mdes, MDE_NOTE]  # what these test splits can resolve
     headers = ["Dataset"] + [c for c, _ in COLUMNS]
     md_rows = [[esc(dataset_name(d), "md")] + [v or MISSING["md"] for v in vals] for d, vals in rows]
     md = f"# Table 2: dataset statistics ({profile} profile)\n\n"

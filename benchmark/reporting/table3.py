@@ -253,7 +253,7 @@ def table3_ci(records: list[dict], profile: str, g: Grid | None = None) -> tuple
     notes = {fmt: [esc(f"Cells: mean ± sample std over seeds (std with ≥ 2 seeds) and the 95 % CI of the cell's mean "
                        f"by a {BOOTSTRAP_NOTE}. Paired tests: the same bootstrap of the difference (seeds: "
                        "\"k of a/b\" when a row has a seed the other lacks), mean ± std over the paired seeds, bootstrap "
-                       "SE, two-sided p.", fmt)]
+                       "SE, two-sided p.", fmt), *(esc(g.mde[d], fmt) for d in g.datasets), esc(MDE_NOTE, fmt)]
              for fmt in ("md", "tex")}
     if g.no_predictions:
         for fmt in notes:
