@@ -231,7 +231,8 @@ def test_table2_says_why_sft_trained_on_more_windows_and_lists_test_users(steam)
     from benchmark.reporting.table2 import table2
 
     n = len(sft_windows(steam, "align", 1))
-    rec = {"dataset": "steam", "run_id": "r", "created": "2026-12-05T00:00:00", "data_hash": steam.data_hash,
+    rec = {"dataset": "steam", "run_id": "r", "seed": 0, "method": "bigrec", "role": "sft", "oracle": False,
+           "created": "2026-12-05T00:00:00", "data_hash": steam.data_hash,
            "data_stats": steam.stats, "config": {"profile": dataclasses.asdict(get_profile("cpu"))},
            "stats": {"sft": {"train_windows": n}}}
     md, tex = table2([rec], "cpu")
@@ -259,7 +260,8 @@ def test_table2_states_the_windows_and_users_a_capped_evaluation_scores(steam, t
     rows = [{"user": u, "metrics": {"ndcg@5": 0.0}} for u in ("a", "b", "a", "c")]
     with gzip.open(tmp_path / "r.p.jsonl.gz", "wt") as f:
         f.write("".join(json.dumps(r) + "\n" for r in rows))
-    rec = {"dataset": "steam", "run_id": "r", "created": "2026-12-05T00:00:00", "data_hash": steam.data_hash,
+    rec = {"dataset": "steam", "run_id": "r", "seed": 0, "method": "bigrec", "role": "sft", "oracle": False,
+           "created": "2026-12-05T00:00:00", "data_hash": steam.data_hash,
            "data_stats": steam.stats, "config": {"profile": dataclasses.asdict(get_profile("smollm2"))},
            "n_test": 4, "n_valid": 3, "predictions_file": "r.p.jsonl.gz", "_path": str(tmp_path / "r.json")}
     md, tex = table2([rec], "smollm2")
