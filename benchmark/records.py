@@ -24,7 +24,8 @@ Record fields:
     timings: fit_s (training or loading), recommend_s (latency: the whole test split's lists), valid_s.
     n_test: number of test windows. data_hash, data_stats: the preprocessed dataset's hash and Table 2 numbers.
     stats: method-specific numbers (SFT curve, tokens generated, ...). artifacts: paths returned by fit.
-    provenance: git SHA + dirty flag, library versions, python, machine, torch threads, device, date.
+    provenance: git SHA + dirty flag, library versions, python, machine (CPU model, torch CPU capability, a hash of
+        the host name), torch threads, device, date.
     predictions_file: the sibling JSONL: {"user", "history", "target", "items", "metrics"} per test window.
     valid_predictions_file: the same for the validation windows (model selection, sanity bars).
     created: ISO timestamp.

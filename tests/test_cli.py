@@ -62,6 +62,8 @@ def test_smoke_run_records_skip_and_report(data_dir, tmp_path):
             assert 0.0 <= rec["metrics"][key] <= 1.0, key
         assert set(rec["timings"]) >= {"fit_s", "recommend_s"}
         assert rec["provenance"]["versions"]["trl"] == "1.16.0"
+        assert rec["provenance"]["cpu_model"] and rec["provenance"]["cpu_capability"]
+        assert len(rec["provenance"]["host"]) == 8
         assert len(_lines(p.parent / rec["valid_predictions_file"])) == rec["n_valid"]
         preds = _lines(p.parent / rec["predictions_file"])
         assert len(preds) == rec["n_test"] == 64

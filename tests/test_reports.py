@@ -644,3 +644,17 @@ def test_significance_gives_the_sign_in_each_seed():
     from benchmark.reporting.stats import seed_signs
 
     assert seed_signs({"per_seed": {2: -0.01, 0: 0.02, 1: 0.0, 3: 1e-9}}) == "+ 0 − +"  # seeds in order
+
+
+def test_provenance_line_counts_the_hosts():
+    """Two machines of one kind differ in the last digits: the records' line says how many hosts made them."""
+    from benchmark.reporting.render import provenance
+
+    def rec(seed, **prov):
+        return {"seed": seed, "profile": "cpu", "created": "2026-12-06", "config": {},
+                "provenance": {"git_sha": "0123456789ab", **prov}}
+
+    assert provenance([rec(0), rec(1)]).endswith("git 0123456")  # no host recorded: nothing said
+    assert provenance([rec(0, host="aa"), rec(1, host="aa")]).endswith("git 0123456; 1 host")
+    two = provenance([rec(0, host="aa"), rec(1, host="bb"), rec(2)])
+    assert two.endswith("git 0123456; 2 hosts and runs from before hosts were recorded")

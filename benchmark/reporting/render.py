@@ -73,8 +73,14 @@ def provenance(records: list[dict]) -> str:
                   + (" (dirty)" if (r.get("provenance") or {}).get("git_dirty") else ""))
     seeds = ", ".join(map(str, sorted({r["seed"] for r in records})))
     runs = f"{len(records)} run{'s' if len(records) != 1 else ''}"
+    hosts = {(r.get("provenance") or {}).get("host") for r in records} - {None}  # recorded since 2026-12-06
+    where = ""
+    if hosts:
+        where = f"; {len(hosts)} host{'s' if len(hosts) != 1 else ''}"
+        if any("host" not in (r.get("provenance") or {}) for r in records):
+            where += " and runs from before hosts were recorded"
     return (f"{runs}; profile {', '.join(values(lambda r: r['profile']))} (model {'; '.join(models)}); seeds {seeds}; "
-            f"created {dates[0] + (' to ' + dates[-1] if len(dates) > 1 else '')}; git {', '.join(shas)}")
+            f"created {dates[0] + (' to ' + dates[-1] if len(dates) > 1 else '')}; git {', '.join(shas)}{where}")
 
 
 def compute(records: list[dict]) -> str:
