@@ -1,4 +1,4 @@
-"""Provenance carried by every record: code version, library versions, machine (CPU model, kernel level, host), date."""
+"""Provenance carried by every record: code version, library versions, machine (CPU model, kernels, host), date."""
 
 from __future__ import annotations
 
