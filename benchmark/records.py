@@ -297,6 +297,10 @@ def plan_path(results_dir: Path, experiment: str, profile: str) -> Path:
     return Path(results_dir) / "experiments" / f"{experiment}_{profile}.json"
 
 
+def _seed_list(seeds: set[int]) -> str:
+    return " ".join(map(str, sorted(seeds)))
+
+
 def write_plan(results_dir: Path, plan: dict) -> Path:
     """Store an experiment's plan atomically, keeping the entries of datasets it does not plan. Returns its path."""
     path = plan_path(results_dir, plan["experiment"], plan["profile"])
@@ -305,13 +309,10 @@ def write_plan(results_dir: Path, plan: dict) -> Path:
         new = {r["seed"] for r in entry["runs"]}
         dropped = {r["seed"] for r in old.get("datasets", {}).get(d, {}).get("runs", [])} - new
         if dropped:
-            def seeds(s):
-                return " ".join(map(str, sorted(s)))
-
             logging.getLogger("benchmark").warning(
                 "the %s plan for %s now has seeds %s; it had %s too, which `report` will no longer draw for this "
                 "output. To keep every seed, name them all (--seeds %s): finished runs are skipped",
-                plan["experiment"], d, seeds(new), seeds(dropped), seeds(new | dropped))
+                plan["experiment"], d, _seed_list(new), _seed_list(dropped), _seed_list(new | dropped))
     merged = {**plan, "datasets": {**old.get("datasets", {}), **plan["datasets"]}}
     atomic_write_text(path, json.dumps(merged, indent=1) + "\n")
     return path

@@ -26,6 +26,8 @@ BOOTSTRAP_NOTE = (f"two-level bootstrap ({N_BOOT} resamples; each draws the seed
                   "with replacement, one user draw shared by the drawn seeds, users weighted by their window count; "
                   "the statistic is the mean over seeds of the window mean; a paired test pairs seed with seed and "
                   "user with user, leaving out a seed one side lacks)")
+
+
 def mde_note(split: str = "test") -> str:
     """What the minimum-detectable-effect lines mean, for the `split` they were computed on."""
     return ("Minimum detectable effect at 80 % power (two-sided test at the 5 % level): (z_0.975 + z_0.80) × SE "

@@ -88,8 +88,8 @@ def table2(records: list[dict], profile: str) -> tuple[str, str]:
     ``data_hash``), the newest record's statistics are shown and the note and a warning say so."""
     notes, rows, cache, mdes = [NOTE], [], {}, []
     for d in order_datasets({r["dataset"] for r in records}):
-        mdes.append(mde_line([r for r in records if r["dataset"] == d], dataset_name(d), cache))
         recs = sorted((r for r in records if r["dataset"] == d), key=by_created)
+        mdes.append(mde_line(recs, dataset_name(d), cache))
         hashes = sorted({str(r.get("data_hash")) for r in recs})
         if len(hashes) > 1:
             msg = f"{d}: records disagree on the data ({len(hashes)} data hashes); showing the newest record's stats"
