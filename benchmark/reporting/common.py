@@ -179,6 +179,13 @@ def mean_of(xs: list, digits: int = 3) -> str:
     return f"{np.mean(xs):.{digits}f}" if xs else "—"
 
 
+def median_of(xs: list, digits: int = 1) -> str:
+    """The median of the finite values in `xs` at `digits` decimals; "—" when there are none. For timings over seeds:
+    one run slowed by a shared machine does not set it (Table 1's cost column uses the median for the same reason)."""
+    xs = [x for x in xs if x is not None and np.isfinite(x)]
+    return f"{np.median(xs):.{digits}f}" if xs else "—"
+
+
 def mean_std(vals: list[float], digits: int = 4) -> str:
     """``mean ± sample std`` over seeds (ddof=1), the mean alone for one value, "—" for none."""
     if not vals:

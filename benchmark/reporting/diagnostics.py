@@ -8,7 +8,7 @@ first and last evaluation (the ends of the Fig. 4a curve), the fraction of group
 (first 8 → last 8 steps), the fraction whose PROXY reward has zero spread (no learning signal; a static estimator
 that saturates shows up here above the raw fraction), the fraction of rollouts above their prompt's best reference
 reward (where τ acts), KL over the last 8 steps, gradient decay (mean gradient norm over the last quarter of steps /
-the first quarter), GRPO wall time, and the paired difference in validation NDCG@5 against the run with the same
+the first quarter), GRPO wall time (median over seeds), and the paired difference in validation NDCG@5 against the run with the same
 config but τ = 0 (static BoN alignment), by the two-level paired bootstrap over seeds and validation users
 (`stats.paired_test`).
 """
@@ -31,6 +31,7 @@ from benchmark.reporting.common import (
     config_groups,
     mean_of,
     mean_std,
+    median_of,
     order_datasets,
     step_curve,
     tex_tabular,
@@ -139,7 +140,7 @@ def diagnostics_table(records: list[dict[str, Any]], title: str) -> tuple[str, s
                          _ends(g, "frac_zero_spread_proxy"), _ends(g, "frac_above_ref_max"),
                          mean_of([_log(r, "kl", slice(-EDGE, None)) for r in g]),
                          mean_of([_decay(r) for r in g], 2),
-                         mean_of([r["stats"].get("grpo_seconds") for r in g], 0),
+                         median_of([r["stats"].get("grpo_seconds") for r in g], 0),
                          _vs_static(g, _twin(groups, key, varied), cache)])
     cols = sorted({k for v in header_sets for k in v})
     headers = ["dataset", "method", *cols, "seeds", "valid N@5", "align-valid N@5 first → last",

@@ -5,7 +5,7 @@ Columns: the fraction of alignment prompts that gave a preference row (pairs kep
 (log(1 + n_neg) when π_θ = π_ref) and averaged over the last ``EDGE`` steps, the reward margin β·(h(chosen) −
 h(rejected)) likewise, the fraction of rows whose chosen list beats every rejected one over the last steps, the
 implicit rewards β·h of chosen and rejected over the last steps, NDCG@5 on the alignment-validation prompts before
-and after the iteration's DPO (``curve``), and wall times (DPO; the run's fit and test recommend).
+and after the iteration's DPO (``curve``), and wall times (DPO; the run's fit and test recommend; medians over seeds).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.reporting.common import Inputs, Output, Table, dataset_name, mean_of, order_datasets, simple_table
+from benchmark.reporting.common import (Inputs, Output, Table, dataset_name, mean_of, median_of, order_datasets,
+                                        simple_table)
 from benchmark.records import row_key
 
 EDGE = 5  # steps averaged at the end of training
@@ -62,9 +63,9 @@ def preference_table(records: list[dict], profile: str) -> tuple[str, str, list]
                     f"{mean_of([_log(it, 'rewards/rejected', True) for it in its])}",
                     f"{mean_of([_curve(r, t, 'sft') for r in g])} → "
                     f"{mean_of([_curve(r, t, 'dpo') for r in g])}",
-                    mean_of([it.get("dpo_seconds") for it in its], 0),
-                    mean_of([r["timings"].get("fit_s") for r in g], 0) if i == 0 else "",
-                    mean_of([r["timings"]["recommend_s"] for r in g], 1) if i == 0 else "",
+                    median_of([it.get("dpo_seconds") for it in its], 0),
+                    median_of([r["timings"].get("fit_s") for r in g], 0) if i == 0 else "",
+                    median_of([r["timings"]["recommend_s"] for r in g], 1) if i == 0 else "",
                 ])
     head = ["Dataset", "Method", "Iter.", "Seeds", "Pairs kept", "DPO steps", f"Loss step 1 → last {EDGE}",
             f"Margin step 1 → last {EDGE}", f"Acc. last {EDGE}", f"β·h chosen / rejected, last {EDGE}",
@@ -75,7 +76,8 @@ def preference_table(records: list[dict], profile: str) -> tuple[str, str, list]
         "the margin 0. Pairs kept: the fraction of alignment prompts that gave a row (ties, empty positives and "
         "negatives equal to the positive are dropped). Align-valid: NDCG@5 on the alignment-validation prompts "
         "before (after the warm-up SFT) and after the DPO stage. Fit s includes the warm-up SFT, sampling and DPO "
-        "(the shared SFT is cached); Recommend s: decoding the test split."])
+        "(the shared SFT is cached); Recommend s: decoding the test split. Times are medians over seeds (one run "
+        "slowed by a shared machine does not set them), every other column a mean."])
     return md, tex, body
 
 
