@@ -1,11 +1,13 @@
-"""Where each method's lists sit between popularity and the SFT model (docs/archive/benchmarks_protocol1.md), from the records.
+"""Where each method's lists sit between popularity and the SFT model (docs/archive/benchmarks_protocol1.md), from
+the records.
 
 For one dataset and seed of a results folder, per method: test NDCG@5, catalogue coverage, and the mean number of
 items (of 10) each test list shares with Pop's list and with the SFT model's (BIGRec's) list of the same window.
 
     python -m studies.list_overlap --results-dir results/reference --dataset steam --seed 0
 
-(the numbers in docs/archive/benchmarks_protocol1.md come from the protocol-1 records kept in results/studies/list_overlap)
+(the numbers in docs/archive/benchmarks_protocol1.md come from the protocol-1 records kept in
+results/studies/list_overlap)
 """
 
 from __future__ import annotations

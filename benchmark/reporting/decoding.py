@@ -3,8 +3,9 @@ they decode from, on the test split: what explains a decoding method's place aga
 
 Columns (means over seeds): NDCG@5, duplicate rate, catalogue coverage, ILD, MGU, how many of the SFT model's greedy
 10 items the list shares and how often its first item is the SFT's (window by window, same seed's SFT record if
-there is one, else the first), tokens generated and seconds to decode the test split (median over seeds), and the mean beam score at
-ranks 1, 5 and 10 (``stats.beam_scores``: log-probabilities, length-penalised as the method ranks them).
+there is one, else the first), tokens generated and seconds to decode the test split (median over seeds), and the
+mean beam score at ranks 1, 5 and 10 (``stats.beam_scores``: log-probabilities, length-penalised as the method ranks
+them).
 """
 
 from __future__ import annotations
@@ -70,9 +71,9 @@ def decoding_table(records: list[dict], profile: str) -> tuple[str, str, list]:
             "Same first item", "Tokens", "Decode s", "Beam score rank 1 / 5 / 10"]
     md, tex = simple_table(f"# Decoding diagnostics ({profile} profile)", head, body, [
         "Test split, means over seeds. Shared / same first item: against the SFT model's greedy list of the same "
-        "window (the SFT record of the same seed). Tokens and decode s: the whole test split (decode s: the median over "
-        "seeds, so that one run slowed by a shared machine does not set it). Beam scores: the mean "
-        "score of each beam rank as the method ranks beams (lower MGU is better)."])
+        "window (the SFT record of the same seed). Tokens and decode s: the whole test split (decode s: the median "
+        "over seeds, so that one run slowed by a shared machine does not set it). Beam scores: the mean score of each "
+        "beam rank as the method ranks beams (lower MGU is better)."])
     return md, tex, body
 
 

@@ -8,9 +8,9 @@ first and last evaluation (the ends of the Fig. 4a curve), the fraction of group
 (first 8 → last 8 steps), the fraction whose PROXY reward has zero spread (no learning signal; a static estimator
 that saturates shows up here above the raw fraction), the fraction of rollouts above their prompt's best reference
 reward (where τ acts), KL over the last 8 steps, gradient decay (mean gradient norm over the last quarter of steps /
-the first quarter), GRPO wall time (median over seeds), and the paired difference in validation NDCG@5 against the run with the same
-config but τ = 0 (static BoN alignment), by the two-level paired bootstrap over seeds and validation users
-(`stats.paired_test`).
+the first quarter), GRPO wall time (median over seeds), and the paired difference in validation NDCG@5 against the
+run with the same config but τ = 0 (static BoN alignment), by the two-level paired bootstrap over seeds and validation
+users (`stats.paired_test`).
 """
 
 from __future__ import annotations
