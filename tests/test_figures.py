@@ -172,11 +172,16 @@ def test_fig8_companion_tests_each_point_against_sft(tmp_path):
         "0.2055 ± 0.0071", "+0.0805 ± 0.0000 [+0.0805, +0.0805]", "< 0.002", "ILD", "0.4055 ± 0.0071",
         "+0.0805 ± 0.0000 [+0.0805, +0.0805]", "< 0.002"]
     assert tex.isascii() and r"$\lambda$" in tex
-    # records without predictions: the means stay, the tests are dashes
+    # every difference is constant over seeds and users, so every standard error, and the effect each column can
+    # detect, is 0; the line is in both formats
+    mde = "minimum detectable effect at 80 % power: NDCG@5 ±0.0000, MGU ±0.0000, ILD ±0.0000 (CDs)"
+    assert f"> {mde}" in md and "minimum detectable effect" in tex
+    # records without predictions: the means stay, the tests are dashes, the detectable effect is not available
     write(tmp_path / "bare", "fig8")
     md, _ = fig8.tests("cds", pairs_of(tmp_path / "bare", "fig8"))
     line = next(ln for ln in md.splitlines() if ln.startswith("| (a)     | BLADE-N (R_fair)"))
     assert [c.strip() for c in line.strip("|").split("|")][4:6] == ["—", "—"]
+    assert "> minimum detectable effect at 80 % power: not available (CDs: no point has predictions" in md
 
 
 def test_point_labels_of_close_points_do_not_overlap():

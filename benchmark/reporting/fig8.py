@@ -4,9 +4,12 @@ std over seeds in both directions. λ = 0 is R = NDCG (the plain BLADE-N run).
 
 Paper: every λ lies right of and below (a) / above (b) the SFT point (better accuracy and fairness / diversity).
 A companion table tests each point against SFT (two-level paired bootstrap over seeds and users,
-`stats.paired_test`) on NDCG@5 and on MGU / ILD."""
+`stats.paired_test`) on NDCG@5 and on MGU / ILD, and states the effect each column can detect (its
+minimum-detectable-effect line, from the same tests)."""
 
 from __future__ import annotations
+
+from statistics import median
 
 from benchmark.reporting import plotting
 from benchmark.reporting.common import (
@@ -20,8 +23,9 @@ from benchmark.reporting.common import (
     series_points,
     signed,
     simple_table,
+    tex_line,
 )
-from benchmark.reporting.stats import BOOTSTRAP_NOTE, p_label, paired_test
+from benchmark.reporting.stats import BOOTSTRAP_NOTE, Z_POWER, metric_label, p_label, paired_test
 
 EXPERIMENT = "fig8"
 SFT = "SFT"
@@ -60,13 +64,17 @@ def undefined(pairs) -> str | None:
 
 def tests(d: str, pairs) -> tuple[str, str]:
     """(Markdown, LaTeX): every BLADE point of both panels against the SFT point, on NDCG@5 and on the panel's
-    metric: mean ± std over seeds, and the two-level paired bootstrap of point − SFT (seeds paired, users paired)."""
+    metric: mean ± std over seeds, and the two-level paired bootstrap of point − SFT (seeds paired, users paired).
+    Its minimum-detectable-effect line is, per metric, Z_POWER × the median standard error of those tests (each point
+    once: λ 0 is in both panels)."""
     cache: dict = {}
+    ses: dict[str, dict[tuple, float]] = {}
 
     def diff(a, b, metric):
         t = paired_test(a, b, metric, cache)
         if t is None:
             return ["—", "—"]
+        ses.setdefault(metric, {})[tuple(r["run_id"] for r in a)] = t["se"]
         return [f"{diff_std(t)} [{signed(t['ci_low'])}, {signed(t['ci_high'])}]", p_label(t["p_value"])]
 
     def mean(recs, metric):
@@ -89,7 +97,15 @@ def tests(d: str, pairs) -> tuple[str, str]:
     note = (f"Test split; values: mean ± std over seeds; differences: the mean over the paired seeds of the per-seed "
             f"difference ± its std, and the 95 % CI of a paired {BOOTSTRAP_NOTE}; p two-sided. Lower MGU is better, "
             "higher ILD is better. λ = 0 is R = NDCG, the same runs in both panels.")
-    return simple_table(f"# Figure 8, companion: each point against SFT ({dataset_name(d)})", head, rows, [note])
+    name = dataset_name(d)
+    detectable = ", ".join(f"{metric_label(m)} ±{Z_POWER * median(v.values()):.4f}" for m, v in ses.items())
+    mde = "minimum detectable effect at 80 % power: " + (
+        f"{detectable} ({name})" if ses else f"not available ({name}: no point has predictions to pair with SFT)")
+    mde_note = (f"Minimum detectable effect at 80 % power (two-sided test at the 5 % level): {Z_POWER:.2f} × SE, with "
+                "SE the median, over this table's points, of the standard error of the point − SFT test above.")
+    md, tex = simple_table(f"# Figure 8, companion: each point against SFT ({name})", head, rows,
+                           [note, mde, mde_note])
+    return md, tex + tex_line(mde)
 
 
 def companion(d: str, pairs, records: list[dict]) -> Table:
