@@ -79,7 +79,7 @@ def test_the_readme_layout_names_every_room():
 # paths the docs name that are not files of this project: upstream repositories' files and outputs a user makes
 EXTERNAL = re.compile(r"^(data/(valid|test|Goodreads|game|encoder)|reports/runs/)")
 REFERENCE = re.compile(r"(?<![\w/.])((?:docs|data|reports|results|benchmark|methods|runners|studies|tests)/"
-                       r"[\w/.-]*\w\.(?:md|py|json|txt|png|tex))")
+                       r"[\w/.-]*\w\.(?:md|py|jsonl|json|txt|png|tex))(?!\w)")
 
 
 def test_every_reference_resolves():

@@ -189,6 +189,41 @@ def test_refset_stats(tiny, capsys):
     assert (out["mean_ref_max"] == 0) == (out["frac_prompts_all_zero"] == 1)
 
 
+def test_refset_stats_composite(tiny, capsys):
+    """A composite reward adds its split into the NDCG term and the list-wise term (`composite_split`)."""
+    from studies import refset_stats
+
+    refset_stats.main(["--datasets", "steam", "--profile", TINY, "--reward", "div", "--lam", "0.1"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["reward"] == "div" and out["lam"] == 0.1
+    assert 0 <= out["frac_prompts_ndcg_flat"] <= 1
+    assert 0 <= out["mean_ndcg_of_best"] <= out["mean_ndcg_max"] <= 1
+
+
+def test_composite_split_hand_computed():
+    """Two prompts, three lists each. Prompt 0: NDCG all 0 (flat; the list-wise term alone orders it). Prompt 1: NDCG
+    0.5, 0, 0 and term 0, 0.6, 0.3, so the composite's best (0.6, list 1) has NDCG 0, below the set's 0.5; population
+    stds: term sqrt(0.06), NDCG sqrt(0.05 / 0.9), ratio sqrt(1.08). Tied pairs: all 3 of prompt 0, 1 of 3 of
+    prompt 1 (lists 1 and 2), mean 2 / 3. NDCG orders two pairs (list 0 above 1 and above 2); the composite (0.5, 0.6,
+    0.3) reverses the first: 1 / 2."""
+    import numpy as np
+
+    from studies.refset_stats import composite_split
+
+    ndcg = np.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
+    term = np.array([[0.1, 0.3, 0.2], [0.0, 0.6, 0.3]])
+    assert composite_split(ndcg, ndcg + term) == {
+        "frac_prompts_ndcg_flat": 0.5, "frac_pairs_ndcg_tied": round(2 / 3, 4),
+        "frac_ordered_pairs_reversed": 0.5, "median_std_ratio": round(1.08 ** 0.5, 4), "frac_best_not_ndcg_best": 1.0,
+        "mean_ndcg_of_best": 0.0, "mean_ndcg_max": 0.25}
+    # a term that agrees with NDCG keeps the NDCG-best list; with no NDCG spread anywhere the ratios are undefined
+    agree = composite_split(ndcg, ndcg + ndcg)
+    assert agree["frac_best_not_ndcg_best"] == 0.0 and agree["frac_ordered_pairs_reversed"] == 0.0
+    flat = composite_split(np.zeros((2, 3)), term)
+    assert flat["frac_prompts_ndcg_flat"] == 1.0 and flat["median_std_ratio"] is None
+    assert flat["frac_best_not_ndcg_best"] is None and flat["frac_ordered_pairs_reversed"] is None
+
+
 def _record(results: Path, ds, run_id: str, seed: int, data_hash: str) -> None:
     """A validation-only blade_n record (lr 2e-05) of the tiny profile."""
     rec = {"run_id": run_id, "method": "blade_n", "display_name": "BLADE-N", "category": "ours", "dataset": ds.name,
